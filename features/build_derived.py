@@ -1,0 +1,308 @@
+"""Rebuild the derived, committed files under features/data/ from their sources.
+
+Why derived files: the runtime must import in well under a second and must not depend on langcodes' slow paths or on
+lang2vec (which imports pkg_resources). So the language table, its aliases and the URIEL vectors are computed once
+here, committed, and versioned by their sha256.
+
+    python -m features.build_derived            # both
+    python -m features.languages --rebuild      # languages.csv + language_aliases.csv
+    python -m features.typology --rebuild       # uriel_vectors.npz + uriel_manifest.json
+
+Sources: the IANA language subtag registry and CLDR likely subtags shipped in `language_data`/`langcodes`, lang2vec
+1.1.2's bundled URIEL npz files, and the language names written in ../shared/data (when that folder is present).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SHARED = Path(os.environ.get("XLT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# ISO 639-2/B (bibliographic) codes: the only three-letter codes that differ from 639-3 for the same language.
+ISO639_2B = {"alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "dut": "nld",
+             "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
+             "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym"}
+
+# Spellings that no standard table gives but that data sources or people write.
+EXTRA_ALIASES = {
+    # Wikipedia dump names (pretraining_sizes/wiki, mBERT)
+    "zh-min-nan": "nan", "zh-yue": "yue", "zh-classical": "lzh", "roa-rup": "rup", "bat-smg": "sgs",
+    "fiu-vro": "vro", "nds-nl": "nds", "cbk-zam": "cbk", "be-tarask": "bel", "be-x-old": "bel", "bh": "bho",
+    # names people use
+    "farsi": "pes", "mandarin": "cmn", "chinese": "zho", "filipino": "fil", "tagalog": "tgl", "kurmanji": "kmr",
+    "sorani": "ckb", "naija": "pcm", "kiche": "quc", "k'iche'": "quc", "mbya guarani": "gun", "greek": "ell",
+    "modern greek": "ell", "norwegian": "nor", "bokmal": "nob", "bokmål": "nob", "nynorsk": "nno",
+    "swahili": "swa", "kiswahili": "swh", "arabic": "ara", "persian": "fas", "malay": "msa", "albanian": "sqi",
+    "estonian": "est", "latvian": "lav", "uzbek": "uzb", "azerbaijani": "aze", "azeri": "aze", "kurdish": "kur",
+    "mongolian": "mon", "oriya": "ori", "odia": "ori", "pashto": "pus", "yiddish": "yid", "guarani": "grn",
+    "quechua": "que", "malagasy": "mlg", "oromo": "orm", "nepali": "nep", "komi": "kom", "konkani": "kok",
+    "hmong": "hmn", "serbo-croatian": "hbs", "old east slavic": "orv", "old russian": "orv",
+    "classical chinese": "lzh", "literary chinese": "lzh", "cantonese": "yue", "north sami": "sme",
+    "northern sami": "sme", "low saxon": "nds", "low german": "nds", "swiss german": "gsw", "alemannic": "gsw",
+    "western armenian": "hyw", "komi zyrian": "kpv", "komi permyak": "koi", "livvi": "olo", "ancient greek": "grc",
+    "old french": "fro", "gothic": "got", "akkadian": "akk", "old turkish": "otk", "assyrian": "aii",
+    "south levantine arabic": "ajp", "scottish gaelic": "gla", "gaelic": "gla", "sinhalese": "sin",
+    "burmese": "mya", "khmer": "khm", "lao": "lao", "punjabi": "pan", "panjabi": "pan", "bangla": "ben",
+    "hebrew": "heb", "indonesian": "ind", "javanese": "jav", "sundanese": "sun", "cebuano": "ceb",
+    "haitian creole": "hat", "haitian": "hat", "chichewa": "nya", "nyanja": "nya", "sesotho": "sot",
+    "southern sotho": "sot", "shona": "sna", "luxembourgish": "ltz", "kyrgyz": "kir", "kirghiz": "kir",
+    "tajik": "tgk", "uyghur": "uig", "uighur": "uig", "slovenian": "slv", "slovene": "slv", "valencian": "cat",
+    "castilian": "spa", "flemish": "nld", "moldavian": "ron", "moldovan": "ron", "dhivehi": "div",
+    "maldivian": "div", "sanskrit": "san", "latin": "lat", "esperanto": "epo", "frisian": "fry",
+    "western frisian": "fry", "west frisian": "fry", "irish": "gle", "welsh": "cym", "breton": "bre",
+    "corsican": "cos", "hawaiian": "haw", "samoan": "smo", "maori": "mri", "māori": "mri",
+    "english": "eng", "german": "deu", "french": "fra", "spanish": "spa", "portuguese": "por", "russian": "rus",
+    "japanese": "jpn", "korean": "kor", "hindi": "hin", "urdu": "urd", "bengali": "ben", "turkish": "tur",
+    "vietnamese": "vie", "thai": "tha", "tamil": "tam", "telugu": "tel", "marathi": "mar", "italian": "ita",
+    "dutch": "nld", "polish": "pol", "ukrainian": "ukr", "czech": "ces", "finnish": "fin", "hungarian": "hun",
+    "romanian": "ron", "bulgarian": "bul", "swedish": "swe", "danish": "dan", "yoruba": "yor",
+}
+
+# CLDR's likely script for Ancient Greek is Cypriot syllabary; the UD treebanks and almost all text use Greek.
+SCRIPT_OVERRIDES = {"grc": "Grek"}
+
+_QUALIFIERS = re.compile(r"\s*\((individual language|macrolanguage)\)\s*$", re.I)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _iana_records() -> list[dict]:
+    import language_data
+
+    text = (Path(language_data.__file__).parent / "data" / "language-subtag-registry.txt").read_text("utf-8")
+    recs = []
+    for block in text.split("\n%%\n"):
+        rec: dict = defaultdict(list)
+        key = None
+        for line in block.splitlines():
+            if line.startswith("  ") and key:
+                rec[key][-1] += " " + line.strip()
+                continue
+            if ":" not in line:
+                continue
+            key, val = line.split(":", 1)
+            rec[key.strip()].append(val.strip())
+        if rec.get("Type") == ["language"]:
+            recs.append(dict(rec))
+    return recs
+
+
+def lang2vec_data_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("lang2vec")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("lang2vec is not installed: pip install -e '.[uriel]' to rebuild derived URIEL files")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def _uriel_observed_counts() -> dict[str, int]:
+    d = np.load(lang2vec_data_dir() / "features.npz")
+    counts = (d["data"] != -1).any(axis=2).sum(axis=1)
+    return {str(lang): int(n) for lang, n in zip(d["langs"], counts)}
+
+
+def _data_names() -> list[tuple[str, str]]:
+    """(English name, code as the data writes it) pairs from shared/data, so names used there resolve."""
+    pairs: list[tuple[str, str]] = []
+    files = [
+        (SHARED / "xpos_devries2022/results/udpos-langs.csv", "language", "language_id"),
+        (SHARED / "mt5_xue2021/mc4_table6_language_stats_transcribed.csv", "language", "iso_code"),
+        (SHARED / "pretraining_sizes/cc-100/cc-100.csv", "Language", "ISO code"),
+        (SHARED / "pretraining_sizes/wiki/wiki.csv", "Language", "Wiki"),
+    ]
+    for path, name_col, code_col in files:
+        if not path.exists():
+            continue
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                name, code = (row.get(name_col) or "").strip(), (row.get(code_col) or "").strip()
+                if name and code and code != "-":
+                    pairs.append((name, code))
+    return pairs
+
+
+def _udpos_scripts() -> dict[str, str]:
+    path = SHARED / "xpos_devries2022/results/udpos-langs.csv"
+    words = {"latin": "Latn", "cyrillic": "Cyrl", "arabic": "Arab", "armenian": "Armn", "chinese": "Hani",
+             "hangul": "Kore", "greek": "Grek", "devanagari": "Deva", "thai": "Thai", "tamil": "Taml",
+             "kana": "Jpan", "telugu": "Telu", "hebrew": "Hebr", "syriac": "Syrc", "old turkic": "Orkh"}
+    out = {}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row["script"] in words:
+                    out[row["language_id"]] = words[row["script"]]
+    return out
+
+
+def build_languages() -> None:
+    from langcodes import Language as LC
+    from langcodes.data_dicts import LIKELY_SUBTAGS
+
+    from features.languages import ALIASES_CSV, LANGUAGES_CSV, MACROLANGUAGE_POLICY, _LEGACY
+
+    recs = _iana_records()
+    obs = _uriel_observed_counts()
+    uriel = set(obs)
+
+    two_to_three: dict[str, str] = {}
+    three: dict[str, dict] = {}
+    for r in recs:
+        sub = r["Subtag"][0]
+        scope = (r.get("Scope") or [""])[0]
+        if scope in ("special", "private-use") or ".." in sub or sub in ("und", "mul", "mis", "zxx"):
+            continue
+        if len(sub) == 2:
+            if "Deprecated" in r:
+                continue
+            a3 = LC.get(sub, normalize=False).to_alpha3()
+            two_to_three[sub] = a3
+            three.setdefault(a3, {"desc": r["Description"], "macro2": (r.get("Macrolanguage") or [""])[0],
+                                  "suppress": (r.get("Suppress-Script") or [""])[0], "scope": scope})
+        elif len(sub) == 3:
+            if scope == "collection" and sub not in uriel:
+                continue
+            three.setdefault(sub, {"desc": r["Description"], "macro2": (r.get("Macrolanguage") or [""])[0],
+                                   "suppress": (r.get("Suppress-Script") or [""])[0], "scope": scope})
+    for code in uriel - set(three) - {"und", "mul", "mis", "zxx"}:  # retired codes URIEL still carries
+        three[code] = {"desc": [LC.get(code, normalize=False).display_name()], "macro2": "", "suppress": "",
+                       "scope": ""}
+    three_to_two = {}
+    for two, a3 in sorted(two_to_three.items()):
+        three_to_two.setdefault(a3, two)
+
+    def to3(code: str) -> str:
+        return two_to_three.get(code, code)
+
+    ud_scripts = {to3(k) if len(k) == 2 else k: v for k, v in _udpos_scripts().items()}
+
+    def script_of(code: str, depth: int = 0) -> str:
+        info = three[code]
+        std = three_to_two.get(code, code)
+        if code in SCRIPT_OVERRIDES:
+            return SCRIPT_OVERRIDES[code]
+        if std in LIKELY_SUBTAGS:
+            return LIKELY_SUBTAGS[std].split("-")[1]
+        if info["suppress"]:
+            return info["suppress"]
+        if code in ud_scripts:
+            return ud_scripts[code]
+        if info["macro2"] and depth == 0:
+            m = to3(info["macro2"])
+            if m in three:
+                return script_of(m, 1)
+        return "Zzzz"
+
+    def clean(desc: str) -> str:
+        return _QUALIFIERS.sub("", desc).strip()
+
+    policy_targets = set(MACROLANGUAGE_POLICY.values())
+    rows = []
+    for code in sorted(three):
+        info = three[code]
+        canon = MACROLANGUAGE_POLICY.get(code, code)
+        iso1 = three_to_two.get(code)
+        # CLDR's English name where the language has a two-letter code ("Greek", not "Modern Greek (1453-)")
+        name = LC.get(iso1, normalize=False).display_name() if iso1 else clean(info["desc"][0])
+        rows.append({"code": code, "name": name, "script": script_of(code), "iso1": iso1 or "",
+                     "macro": to3(info["macro2"]) if info["macro2"] else "", "in_uriel": int(code in uriel),
+                     "uriel_observed": obs.get(code, 0), "scope": info["scope"]})
+    # the two-letter code of a macrolanguage names its policy target too (sw → swh), unless the target has its own
+    by_code = {r["code"]: r for r in rows}
+    for macro, target in MACROLANGUAGE_POLICY.items():
+        if target in by_code and not by_code[target]["iso1"] and macro in three_to_two:
+            by_code[target]["iso1"] = three_to_two[macro]
+        if target in by_code and by_code[target]["script"] == "Zzzz" and macro in by_code:
+            by_code[target]["script"] = by_code[macro]["script"]
+
+    aliases: dict[str, tuple[str, str]] = {}
+
+    def add(alias: str, code: str, kind: str) -> None:
+        alias = alias.strip().lower()
+        if alias and code in three and alias not in aliases:
+            aliases[alias] = (code, kind)
+
+    for code in sorted(three):
+        add(code, code, "iso639_3")
+    for two, a3 in sorted(two_to_three.items()):
+        add(two, a3, "iso639_1")
+    for old, code in _LEGACY.items():
+        add(old, code, "legacy")
+    for b, t in ISO639_2B.items():
+        add(b, t, "iso639_2b")
+    for alias, code in EXTRA_ALIASES.items():
+        add(alias, code, "extra")
+
+    def rank(code: str) -> tuple:
+        return (code in policy_targets or code in MACROLANGUAGE_POLICY, code in three_to_two, obs.get(code, -1),
+                code in uriel, code)
+
+    def add_names(pairs: list[tuple[str, str]], kind: str) -> None:
+        cands: dict[str, set[str]] = defaultdict(set)
+        for name, code in pairs:
+            for n in {name.strip().lower(), clean(name).lower()}:
+                if n:
+                    cands[n].add(code)
+        for n, codes in sorted(cands.items()):
+            add(n, max(codes, key=rank), kind)
+
+    # names of languages with a two-letter code first ("Greek", "Persian"), then IANA primary names, the names the
+    # shared data uses, secondary IANA names, in that order of trust
+    add_names([(LC.get(two, normalize=False).display_name(), a3) for two, a3 in two_to_three.items()], "name")
+    add_names([(info["desc"][0], code) for code, info in three.items()], "name")
+    data_pairs = []
+    for name, raw in _data_names():
+        key = raw.lower()
+        code = aliases.get(key, (None,))[0]
+        if code:
+            data_pairs.append((name, code))
+    add_names(data_pairs, "data_name")
+    add_names([(d, code) for code, info in three.items() for d in info["desc"][1:]], "name_other")
+
+    def write_langs(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_aliases(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["alias", "code", "kind"])
+            for alias, (code, kind) in sorted(aliases.items()):
+                w.writerow([alias, code, kind])
+
+    _atomic_write(LANGUAGES_CSV, write_langs)
+    _atomic_write(ALIASES_CSV, write_aliases)
+    print(f"wrote {LANGUAGES_CSV} ({len(rows)} languages) and {ALIASES_CSV} ({len(aliases)} aliases)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    build_languages()
+    try:
+        from features.typology import build_typology
+    except ImportError:
+        build_typology = None
+    if build_typology is not None:
+        build_typology()

@@ -1,0 +1,272 @@
+"""One language resolver: every code or name a user or a data source writes becomes one canonical ISO 639-3 code.
+
+Why one resolver: the published results in shared/data name languages in six dialects (ISO 639-1 `sw`, ISO 639-3 `swa`
+or `swh`, Flores-200 `swh_Latn`, mC4/CLD3 quirks like `iw` and `fil`, UD codes like `orv`, English names). If two
+modules resolved differently, a target's pretraining size or URIEL vector would silently miss its scores. Everything
+goes through `resolve_code`.
+
+Canonical form: the ISO 639-3 code of the *individual* language. A macrolanguage code (and the two-letter code that
+names it) maps to its dominant individual language by `MACROLANGUAGE_POLICY`, so `sw`, `swa`, `swh`, `swh_Latn`,
+`sw-KE` and `Swahili` are all `swh`.
+
+Runtime reads two small CSVs under features/data/ (built by `python -m features.languages --rebuild` from the IANA
+subtag registry shipped in `language_data`, langcodes' likely-subtags table, lang2vec's URIEL language list and the
+names used in shared/data), so import is fast and does not touch langcodes' slow paths.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from features.errors import UnknownLanguage
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+LANGUAGES_CSV = DATA_DIR / "languages.csv"
+ALIASES_CSV = DATA_DIR / "language_aliases.csv"
+
+# Macrolanguage (or near-duplicate code) → the individual language the data sources mean by it.
+# Why: mC4, CC-100, XNLI, UD and Wikipedia write `sw`, `zh`, `ar`, `fa`… and mean the standard variety; URIEL and
+# the LangRankPlus matrices write the ISO 639-3 macro (`swa`, `zho`) or the individual code (`swh`). Mapping both to
+# one individual code makes corpus sizes, scores and typology meet. Each target exists in URIEL (lang2vec 1.1.2).
+# Where the individual row is thinner than the macro row (e.g. ekk, lvs, nob have no family features; arb has 66
+# observed typological values vs 284 for ara), features.typology falls back to the macro row (see that module).
+MACROLANGUAGE_POLICY: dict[str, str] = {
+    "swa": "swh",  # Swahili → Kiswahili (individual), the East African standard in XNLI/TyDiQA/mC4
+    "zho": "cmn",  # Chinese → Mandarin: `zh` corpora and test sets are Standard (Mandarin) Chinese
+    "ara": "arb",  # Arabic → Modern Standard Arabic
+    "msa": "zsm",  # Malay → Standard Malay (Indonesian `ind` stays separate)
+    "fas": "pes",  # Persian → Iranian Persian (Dari `prs` stays separate)
+    "est": "ekk",  # Estonian → Standard Estonian
+    "lav": "lvs",  # Latvian → Standard Latvian
+    "uzb": "uzn",  # Uzbek → Northern Uzbek
+    "nor": "nob",  # Norwegian → Bokmål (UD `no` and mC4 `no` are Bokmål; Nynorsk `nno` stays separate)
+    "aze": "azj",  # Azerbaijani → North Azerbaijani (Latin-script standard of Azerbaijan)
+    "kur": "kmr",  # Kurdish → Northern Kurdish / Kurmanji (Sorani `ckb` stays separate)
+    "sqi": "als",  # Albanian → Tosk, the standard
+    "mon": "khk",  # Mongolian → Halh
+    "ori": "ory",  # Odia
+    "pus": "pbu",  # Pashto → Northern Pashto
+    "yid": "ydd",  # Yiddish → Eastern Yiddish
+    "grn": "gug",  # Guarani → Paraguayan Guarani
+    "que": "quy",  # Quechua → Ayacucho Quechua
+    "mlg": "plt",  # Malagasy → Plateau Malagasy (the standard)
+    "orm": "gaz",  # Oromo → West Central Oromo
+    "nep": "npi",  # Nepali (macro) → Nepali (individual)
+    "kom": "kpv",  # Komi → Komi-Zyrian (Komi-Permyak `koi` stays separate)
+    "kok": "gom",  # Konkani → Goan Konkani
+    "aym": "ayr",  # Aymara → Central Aymara
+    "iku": "ike",  # Inuktitut → Eastern Canadian Inuktitut
+    "kau": "knc",  # Kanuri → Central Kanuri
+    "hmn": "hnj",  # Hmong (mC4/CLD3 `hmn`) → Hmong Njua: the member with URIEL data (mww has 3 observed values)
+    "fil": "tgl",  # not a macrolanguage: Filipino is standardised Tagalog; mC4 writes `fil`, XTREME/UD write `tl`
+}
+
+# Two-letter codes and codes that left the standard, as data sources still write them (mC4/CLD3, Wikipedia, UD).
+_LEGACY = {"iw": "heb", "jw": "jav", "in": "ind", "ji": "ydd", "mo": "ron", "sh": "hbs"}
+
+# Languages whose likely script is not Latin but which have an established Latin orthography, so `xx-Latn` names the
+# language itself. For any other language `-Latn` is a romanisation (mC4's `hi-Latn`, `ru-Latn`, `zh-Latn`…): a
+# different input distribution that must not be merged into the language's own rows, so it is refused.
+_LATIN_ALSO = frozenset({"srp", "hbs", "kaz", "uig", "tat", "bak", "crh", "kaa", "tuk", "uzn", "azj", "kmr", "bos",
+                         "mol", "ron", "kir", "tgk", "hau", "som", "swh", "zsm", "ind", "jav", "sun", "vie", "tur"})
+
+_SPLIT = re.compile(r"[-_]")
+
+
+@dataclass(frozen=True)
+class Language:
+    """One canonical language: ISO 639-3 code, English name, likely ISO 15924 script, two-letter code if any."""
+
+    code: str
+    name: str
+    script: str
+    iso1: str | None
+
+    def label(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+def _load() -> tuple[dict[str, Language], dict[str, str], dict[str, str]]:
+    """Read the derived tables: code → Language, alias (lower-case) → code, code → macrolanguage code."""
+    langs: dict[str, Language] = {}
+    macro: dict[str, str] = {}
+    aliases: dict[str, str] = {}
+    if not LANGUAGES_CSV.exists():  # only while `--rebuild` creates them
+        return langs, aliases, macro
+    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            langs[row["code"]] = Language(row["code"], row["name"], row["script"], row["iso1"] or None)
+            if row["macro"]:
+                macro[row["code"]] = row["macro"]
+    with open(ALIASES_CSV, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            aliases[row["alias"]] = row["code"]
+    return langs, aliases, macro
+
+
+_LANGS, _ALIASES, MACRO_OF = _load()
+# Codes a user may write: every ISO 639-3 code in the table, two-letter codes, ISO 639-2/B codes (only these may be
+# the first subtag of a BCP-47 / Flores tag; names may not).
+_CODE_ALIASES = {a: c for a, c in _ALIASES.items() if a.isascii() and a.isalpha() and len(a) in (2, 3)}
+
+
+def _canonical(code: str) -> str:
+    return MACROLANGUAGE_POLICY.get(code, code)
+
+
+def _lookup_code(sub: str) -> str | None:
+    code = _CODE_ALIASES.get(sub)
+    return _canonical(code) if code else None
+
+
+def _resolve_tag(text: str) -> str | None:
+    """BCP-47 (`zh-Hans`, `sw-KE`, `sr-Latn`, `zh-yue`) and Flores-200 (`swh_Latn`) tags; None if not a tag."""
+    parts = [p for p in _SPLIT.split(text) if p]
+    if len(parts) < 2:
+        return None
+    code = _lookup_code(parts[0].lower())
+    if code is None:
+        return None
+    rest = parts[1:]
+    # extlang form (`zh-yue`, `ar-arz`): a three-letter second subtag naming a member of the first
+    if len(rest[0]) == 3 and rest[0].isalpha():
+        ext = _lookup_code(rest[0].lower())
+        if ext is None:
+            return None
+        code, rest = ext, rest[1:]
+    for sub in rest:
+        if len(sub) == 4 and sub.isalpha():  # script
+            script = sub.title()
+            lang = _LANGS.get(code)
+            if (script == "Latn" and lang is not None and lang.script not in ("Latn", "Zzzz")
+                    and code not in _LATIN_ALSO):
+                raise UnknownLanguage(
+                    f"'{text}' is a romanised variant of {lang.name} ({code}), not a language of its own; "
+                    f"write '{code}' for {lang.name} in its usual script",
+                    suggestions=[lang.label()])
+        elif (len(sub) == 2 and sub.isalpha()) or (len(sub) == 3 and sub.isdigit()):  # region
+            continue
+        elif 5 <= len(sub) <= 8 or (len(sub) == 4 and sub[0].isdigit()):  # variant (`tarask`, `1996`)
+            continue
+        else:
+            return None
+    return code
+
+
+def _suggest(text: str, limit: int = 5) -> list[str]:
+    from rapidfuzz import fuzz, process  # only on the error path: keeps import fast
+
+    key = text.strip().lower()
+    if not key:
+        return []
+    choices = list(_ALIASES)
+    hits = process.extract(key, choices, scorer=fuzz.WRatio, limit=40)
+    out: list[str] = []
+    seen: set[str] = set()
+    for alias, _score, _ in sorted(hits, key=lambda h: (-h[1], len(h[0]) <= 3)):
+        code = _canonical(_ALIASES[alias])
+        if code in seen or code not in _LANGS:
+            continue
+        seen.add(code)
+        out.append(_LANGS[code].label())
+        if len(out) >= limit:
+            break
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _resolve_cached(text: str) -> str:
+    key = text.strip().lower()
+    if not key:
+        raise UnknownLanguage("empty language: give an ISO code (e.g. 'sw', 'swh') or an English name ('Swahili')")
+    code = _ALIASES.get(key)
+    if code is None:
+        code = _resolve_tag(text.strip())
+    if code is None and "(" in key:  # "Chinese (Simplified)", "Swahili (individual language)": names only
+        head = key.split("(", 1)[0].strip()
+        if head not in _CODE_ALIASES:
+            code = _ALIASES.get(head)
+    if code is None:
+        raise UnknownLanguage(f"unknown language '{text}'", suggestions=_suggest(text))
+    return _canonical(code)
+
+
+def resolve_code(text: str, field: str = "language") -> str:
+    """Canonical ISO 639-3 code for any accepted spelling; raises UnknownLanguage with the closest matches.
+
+    lru-cached on the raw string, so a million-row batch pays once per distinct value. Only `str` is accepted: a
+    float NaN from pandas must not become the string 'nan' (which is Min Nan Chinese).
+    """
+    if not isinstance(text, str):
+        raise UnknownLanguage(f"language must be text, got {type(text).__name__} {text!r}", field=field)
+    try:
+        return _resolve_cached(text)
+    except UnknownLanguage as err:
+        if err.field == field:
+            raise
+        raise UnknownLanguage(err.message, field=field, suggestions=err.suggestions) from None
+
+
+def resolve(text: str, field: str = "language") -> Language:
+    """The canonical `Language` for any accepted spelling (see module doc); raises UnknownLanguage."""
+    return _LANGS[resolve_code(text, field)]
+
+
+def get(code: str) -> Language:
+    """The `Language` record of an already-canonical code (KeyError if it is not one)."""
+    return _LANGS[code]
+
+
+def all_languages() -> list[Language]:
+    """Every canonical language (codes the macrolanguage policy redirects are left out), sorted by code."""
+    return [lang for code, lang in sorted(_LANGS.items()) if code not in MACROLANGUAGE_POLICY]
+
+
+def search(query: str, limit: int | None = 20) -> list[Language]:
+    """Languages matching `query`: exact resolution first, then code/name prefix, substring, then fuzzy matches.
+
+    An empty query returns every canonical language (GET /languages?search= lists all).
+    """
+    q = (query or "").strip().lower()
+    if not q:
+        return all_languages()
+    ranked: dict[str, float] = {}
+
+    def add(code: str, score: float) -> None:
+        code = _canonical(code)
+        if code in _LANGS and score > ranked.get(code, -1.0):
+            ranked[code] = score
+
+    try:
+        add(_resolve_cached(query), 1000.0)
+    except UnknownLanguage:
+        pass
+    for alias, code in _ALIASES.items():
+        if alias.startswith(q):
+            add(code, 500.0 - len(alias))
+        elif q in alias:
+            add(code, 300.0 - len(alias))
+    if len(ranked) < (limit or 20):
+        from rapidfuzz import fuzz, process
+
+        for alias, score, _ in process.extract(q, list(_ALIASES), scorer=fuzz.WRatio, limit=60):
+            if score >= 70:
+                add(_ALIASES[alias], float(score))
+    codes = sorted(ranked, key=lambda c: (-ranked[c], c))
+    if limit:
+        codes = codes[:limit]
+    return [_LANGS[c] for c in codes]
+
+
+if __name__ == "__main__":  # pragma: no cover - build entry point
+    import sys
+
+    if "--rebuild" in sys.argv:
+        from features.build_derived import build_languages
+
+        build_languages()
+    else:
+        print("usage: python -m features.languages --rebuild")
