@@ -1,0 +1,219 @@
+"""The one query shape every interface shares: normalise what a user typed into canonical, validated rows.
+
+A query is `model, task, task_type, target, train_config, k`. A single `source` (+ `source_size`) is the
+one-language mixture; `source_size` defaults to the task's usual training-set size. When `train_config` names the
+target, that count is k; an explicit `k` adds the target with k examples (and wins over a conflicting count).
+
+Resolution runs once per *distinct* value of each column, so a million-row batch with a few hundred distinct languages
+costs a few hundred resolver calls. Errors never raise out of `normalize`: each bad row gets its message in `errors`
+and the good rows go on.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from features.errors import BadMixture, BadValue, XltError
+from features.languages import resolve_code
+from features.registry import resolve_model, resolve_task
+
+MAX_EXAMPLES = 100_000_000  # no published fine-tuning set comes near; larger counts are typos or overflow
+QUERY_COLUMNS = ("model", "task", "task_type", "target", "train_config", "k")
+_PAIR = re.compile(r"^\s*([^:;\s]+)\s*:\s*([^:;]+?)\s*$")
+
+
+def parse_count(value, field: str) -> int:
+    """An example count: a non-negative integer below MAX_EXAMPLES (accepts '1000', 1000.0, '1e3')."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise BadValue(f"{field} must be a whole number of examples, got {value!r}", field=field) from None
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, (float, np.floating)):
+        number = float(value)
+    else:
+        raise BadValue(f"{field} must be a whole number of examples, got {value!r}", field=field)
+    if not math.isfinite(number):
+        raise BadValue(f"{field} must be a finite number, got {value!r}", field=field)
+    if number < 0:
+        raise BadValue(f"{field} must be >= 0, got {value!r}", field=field)
+    if number > MAX_EXAMPLES:
+        raise BadValue(f"{field} must be at most {MAX_EXAMPLES:,}, got {value!r}", field=field)
+    if number != int(number):
+        raise BadValue(f"{field} must be a whole number, got {value!r}", field=field)
+    return int(number)
+
+
+def parse_train_config(text: str, field: str = "train_config") -> dict[str, int]:
+    """Parse `lang:n;lang:n` into {canonical code: n}; languages resolved, duplicates and junk rejected."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadMixture("train_config must look like 'en:1000;de:50'", field=field)
+    mix: dict[str, int] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            raise BadMixture(f"train_config {text!r} has an empty entry; expected 'lang:n;lang:n'", field=field)
+        m = _PAIR.match(part)
+        if not m:
+            raise BadMixture(f"train_config entry {part.strip()!r} is not 'lang:n'", field=field)
+        code = resolve_code(m.group(1))
+        n = parse_count(m.group(2), f"{field}[{m.group(1)}]")
+        if code in mix:
+            raise BadMixture(f"train_config names {m.group(1)!r} ({code}) twice", field=field)
+        mix[code] = n
+    if not any(mix.values()):
+        raise BadMixture("train_config has no training examples (all counts are 0)", field=field)
+    return mix
+
+
+def format_train_config(mix: dict[str, int]) -> str:
+    """Canonical text form: languages sorted, zero counts dropped."""
+    return ";".join(f"{lang}:{n}" for lang, n in sorted(mix.items()) if n > 0)
+
+
+def _blank(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    return pd.Series([None] * len(df), index=df.index, dtype=object)
+
+
+def _field_error(e: XltError, field: str) -> XltError:
+    """The same error, tagged with the query field it concerns (resolvers do not know which field they serve)."""
+    if not (e.field or "").startswith(field):
+        e.field = field
+    return e
+
+
+def _resolve_unique(values: pd.Series, fn, errors: np.ndarray, field: str, required: bool = True,
+                    raised: dict | None = None) -> np.ndarray:
+    """Apply `fn` once per distinct value; record `field: message` for rows whose value fails."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    out_unique = np.empty(len(uniques), dtype=object)
+    msg_unique = np.full(len(uniques), "", dtype=object)
+    for i, value in enumerate(uniques):
+        if _blank(value):
+            if required:
+                msg_unique[i] = f"{field} is required"
+            continue
+        try:
+            out_unique[i] = fn(value)
+        except XltError as e:
+            e = _field_error(e, field)
+            msg_unique[i] = str(e) if str(e).startswith(field) else f"{field}: {e}"
+            if raised is not None:
+                raised.setdefault(field, e)
+    out = np.empty(len(values), dtype=object)
+    present = codes >= 0
+    out[present] = out_unique[codes[present]]
+    msgs = np.full(len(values), "", dtype=object)
+    msgs[present] = msg_unique[codes[present]]
+    if required:
+        msgs[~present] = f"{field} is required"
+    first = (errors == "") & (msgs != "")
+    errors[first] = msgs[first]
+    return out
+
+
+def normalize(df: pd.DataFrame, strict: bool = False) -> tuple[pd.DataFrame, pd.Series]:
+    """Canonical query rows (model, task, task_type, target, train_config, k, source_size) and per-row errors.
+
+    Rows with an error keep placeholder values; callers must not predict them (mask with `errors == ''`).
+    strict=True raises the first row's error instead (with its field and suggestions): the single-query path.
+    """
+    n = len(df)
+    errors = np.full(n, "", dtype=object)
+    index = df.index
+    raised: dict[str, XltError] = {}
+
+    models = _resolve_unique(_column(df, "model"), resolve_model, errors, "model", raised=raised)
+    task_col = _column(df, "task")
+    type_col = _column(df, "task_type")
+    if "task_type" in df.columns:
+        pair = task_col.astype(str) + "\x00" + type_col.astype(str)
+        lookup = {}
+        for t, tt in zip(task_col, type_col):
+            lookup.setdefault(f"{t}\x00{tt}", (t, None if _blank(tt) else tt))
+        tasks = _resolve_unique(pair, lambda key: resolve_task(*lookup[key]), errors, "task", raised=raised)
+        blank_task = task_col.map(_blank).to_numpy()
+        errors[(errors == "") & blank_task] = "task is required"
+    else:
+        tasks = _resolve_unique(task_col, resolve_task, errors, "task", raised=raised)
+    targets = _resolve_unique(_column(df, "target"), resolve_code, errors, "target", raised=raised)
+
+    has_source = "source" in df.columns
+    has_config = "train_config" in df.columns
+    source_codes = (_resolve_unique(_column(df, "source"), resolve_code, errors, "source", required=False,
+                                    raised=raised) if has_source else np.full(n, None, dtype=object))
+    configs = (_resolve_unique(_column(df, "train_config"), parse_train_config, errors, "train_config",
+                               required=False, raised=raised) if has_config else np.full(n, None, dtype=object))
+    sizes = _resolve_unique(_column(df, "source_size"), lambda v: parse_count(v, "source_size"), errors,
+                            "source_size", required=False, raised=raised)
+    ks = _resolve_unique(_column(df, "k"), lambda v: parse_count(v, "k"), errors, "k", required=False, raised=raised)
+
+    out_config = np.full(n, "", dtype=object)
+    out_k = np.zeros(n, dtype=np.int64)
+    out_size = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        if errors[i]:
+            continue
+        task = tasks[i]
+        target = targets[i]
+        if configs[i] is not None:
+            if source_codes[i] is not None:
+                errors[i] = "give either source or train_config, not both"
+                continue
+            mix = dict(configs[i])
+        elif source_codes[i] is not None:
+            size = sizes[i] if sizes[i] is not None else task.train_size
+            if size is None:
+                errors[i] = (f"source_size is required: task {task.id!r} has no known training-set size")
+                continue
+            if size <= 0:
+                errors[i] = "source_size must be > 0"
+                continue
+            mix = {source_codes[i]: int(size)}
+        else:
+            errors[i] = "give a source language (source) or a mixture (train_config 'lang:n;lang:n')"
+            continue
+        if ks[i] is not None:
+            mix[target] = int(ks[i]) + (mix.get(target, 0) if source_codes[i] == target else 0)
+        k = mix.get(target, 0)
+        total = sum(v for lang, v in mix.items() if lang != target)
+        if total == 0 and k == 0:
+            errors[i] = "the training mix has no examples"
+            continue
+        out_config[i] = format_train_config(mix)
+        out_k[i] = k
+        out_size[i] = total
+
+    ok = errors == ""
+    if strict and not ok.all():
+        first = errors[~ok][0]
+        for e in raised.values():
+            if str(e) in first:
+                raise e
+        raise BadValue(first, field=first.split(" ", 1)[0] if first.split(" ", 1)[0] in df.columns else None)
+    norm = pd.DataFrame({
+        "model": [m.id if m is not None else "" for m in models],
+        "task": [t.id if t is not None else "" for t in tasks],
+        "task_type": [t.task_type if t is not None else "" for t in tasks],
+        "target": [t if t is not None else "" for t in targets],
+        "train_config": out_config,
+        "k": out_k,
+        "source_size": out_size,
+    }, index=index)
+    norm.loc[~ok, ["model", "task", "task_type", "target", "train_config"]] = ""
+    return norm, pd.Series(errors, index=index, dtype=object, name="error")

@@ -1,0 +1,54 @@
+"""SHAP contributions in words: the top reasons behind a prediction, phrased for a reader, not a data scientist."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from features.featurize import FEATURE_LABELS, FEATURE_NAMES, MODEL_FAMILIES
+from features.registry import TASK_TYPES
+
+
+def describe(feature: str, value: float) -> str:
+    """A short phrase for a feature at a value, e.g. 'syntactic distance to the target 0.42'."""
+    label = FEATURE_LABELS.get(feature, feature)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{label} unknown"
+    if feature == "same_script":
+        return "same script as the target" if value >= 0.5 else "different script from the target"
+    if feature == "same_family":
+        return "same language family as the target" if value >= 0.5 else "different language family from the target"
+    if feature == "tgt_in_corpus":
+        return "target is in the pretraining corpus" if value >= 0.5 else "target is absent from the pretraining corpus"
+    if feature == "model_family":
+        i = int(value)
+        return f"model family {MODEL_FAMILIES[i] if 0 <= i < len(MODEL_FAMILIES) else value}"
+    if feature == "task_type":
+        i = int(value)
+        return f"task type {TASK_TYPES[i] if 0 <= i < len(TASK_TYPES) else value}"
+    if feature in ("log_source_size", "log1p_k"):
+        return f"{label}: {math.expm1(value):,.0f}"
+    if feature in ("src_pretrain_log", "tgt_pretrain_log", "tgt_relative_pretrain_log"):
+        return f"{label}: {math.expm1(value) / 1e4:.3g}%"
+    if feature == "model_log_params":
+        return f"{label}: {10 ** value / 1e6:,.0f}M parameters"
+    if feature == "n_source_languages":
+        return f"{label}: {int(value)}"
+    return f"{label} {value:.2f}"
+
+
+def top_reasons(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to: np.ndarray | None = None) -> list[dict]:
+    """The n features with the largest |SHAP| (optionally relative to other candidates' mean SHAP), in words."""
+    shap = contrib[: len(FEATURE_NAMES)]
+    effect = shap - relative_to[: len(FEATURE_NAMES)] if relative_to is not None else shap
+    order = np.argsort(-np.abs(effect), kind="stable")[:n]
+    out = []
+    for j in order:
+        if abs(effect[j]) < 1e-9:
+            continue
+        feature = FEATURE_NAMES[j]
+        value = float(values[j])
+        phrase = describe(feature, value)
+        out.append({"feature": feature, "value": None if math.isnan(value) else value,
+                    "contribution": float(effect[j]), "text": f"{phrase}: {effect[j]:+.1f}"})
+    return out
