@@ -54,15 +54,22 @@ def parse_train_config(text: str, field: str = "train_config") -> dict[str, int]
     """Parse `lang:n;lang:n` into {canonical code: n}; languages resolved, duplicates and junk rejected."""
     if not isinstance(text, str) or not text.strip():
         raise BadMixture("train_config must look like 'en:1000;de:50'", field=field)
-    mix: dict[str, int] = {}
-    for part in text.split(";"):
+    parts = text.split(";")
+    matches = []
+    for part in parts:  # shape first, so 'en:abc;;de' is reported as a malformed mixture, not a bad count
         if not part.strip():
             raise BadMixture(f"train_config {text!r} has an empty entry; expected 'lang:n;lang:n'", field=field)
         m = _PAIR.match(part)
         if not m:
             raise BadMixture(f"train_config entry {part.strip()!r} is not 'lang:n'", field=field)
+        matches.append(m)
+    mix: dict[str, int] = {}
+    for m in matches:
         code = resolve_code(m.group(1))
-        n = parse_count(m.group(2), f"{field}[{m.group(1)}]")
+        try:
+            n = parse_count(m.group(2), f"{field}[{m.group(1)}]")
+        except BadValue as e:
+            raise BadMixture(e.message, field=field) from None
         if code in mix:
             raise BadMixture(f"train_config names {m.group(1)!r} ({code}) twice", field=field)
         mix[code] = n
