@@ -1,0 +1,136 @@
+"""The facade on the real trained model: values, shapes, monotonicity, additivity, artifact integrity."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import BadValue, ModelNotReady, UnknownLanguage
+from features.featurize import FEATURE_NAMES
+from predictor import TransferPredictor, artifacts
+from predictor.curve import fit_log_curve, k_to_reach
+from predictor.intervals import conformal_quantile, probability_best
+
+Q = {"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "en"}
+
+
+def test_predict_table_scores_good_rows_and_reports_bad(predictor):
+    q = pd.DataFrame([Q, {**Q, "target": "notalang"}, {**Q, "source": "de"}])
+    out = predictor.predict(q)
+    assert list(out.columns) == ["predicted_score", "lower80", "upper80", "lower90", "upper90", "error"]
+    assert out.loc[0, "error"] == "" and out.loc[2, "error"] == ""
+    assert "notalang" in out.loc[1, "error"] and np.isnan(out.loc[1, "predicted_score"])
+    good = out.loc[[0, 2]]
+    assert good.predicted_score.between(0, 100).all()
+    assert (good.lower90 <= good.lower80).all() and (good.lower80 <= good.predicted_score).all()
+    assert (good.predicted_score <= good.upper80).all() and (good.upper80 <= good.upper90).all()
+
+
+def test_swahili_xnli_from_english_is_plausible(predictor):
+    # XLM-R large's published English→Swahili XNLI accuracy is in the low 70s; a sane model lands near it.
+    s = predictor.predict_one(Q)["predicted_score"]
+    assert 55 < s < 85
+
+
+def test_predict_one_carries_yardsticks(predictor):
+    a = predictor.predict_one({**Q, "source": "ar"})
+    assert a["yardsticks"]["always_english"]["source"] == "eng"
+    assert a["yardsticks"]["closest_by_syntax"]["source"] != "swh"
+    assert 0 <= a["yardsticks"]["always_english"]["predicted_score"] <= 100
+
+
+def test_rank_orders_sources_and_explains(predictor):
+    r = predictor.rank({k: v for k, v in Q.items() if k != "source"}, ["en", "de", "ar", "hi", "zh", "fr"])
+    assert len(r) == 6
+    assert (np.diff(r.predicted_score.to_numpy()) <= 1e-12).all()
+    assert abs(r.p_best.sum() - 1) < 1e-9 and r.p_best.between(0, 1).all()
+    assert all(1 <= len(x) <= 3 for x in r.reasons)
+    assert all(isinstance(x["text"], str) and ":" in x["text"] for rs in r.reasons for x in rs)
+
+
+def test_rank_default_candidates_cover_the_corpus(predictor):
+    r = predictor.rank({"model": "xlm-r-large", "task": "xnli", "target": "sw"}, top=10)
+    assert len(r) == 10 and "swh" not in set(r.source)
+
+
+def test_rank_rejects_bad_candidates(predictor):
+    with pytest.raises(UnknownLanguage) as e:
+        predictor.rank({"model": "xlm-r-large", "task": "xnli", "target": "sw"}, ["en", "Swahilli2x"])
+    assert e.value.field == "candidates[1]"
+    with pytest.raises(BadValue):
+        predictor.rank({"model": "xlm-r-large", "task": "xnli", "target": "sw"}, [])
+
+
+def test_curve_is_monotone_and_fit_is_consistent(predictor):
+    c = predictor.curve(Q, target_score=90)
+    ys = [p["score"] for p in c["points"]]
+    assert len(ys) >= 5 and all(b >= a for a, b in zip(ys, ys[1:]))
+    assert c["points"][0]["k"] == 0
+    assert 0 <= c["r2"] <= 1
+    if c["k_to_reach"] is not None:
+        assert c["a"] + c["b"] * np.log1p(c["k_to_reach"]) >= 90 - 1e-6
+
+
+def test_explain_adds_up(predictor):
+    e = predictor.explain(Q)
+    total = e["base_value"] + sum(e["contributions"].values())
+    assert abs(total - e["prediction"]) < 1e-6
+    assert set(e["contributions"]) == set(FEATURE_NAMES)
+
+
+def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):
+    p = predictor.plan({"model": "xlm-r-large", "task": "xnli", "target": "sw"}, ["en", "ar", "hi", "sw"], 1000)
+    assert sum(x["examples"] for x in p["plan"]) == 1000
+    assert p["gain_over_english"] >= -1e-9
+
+
+def test_curve_helpers():
+    a, b, r2 = fit_log_curve([0, 10, 100, 1000], [50 + 3 * np.log1p(k) for k in (0, 10, 100, 1000)])
+    assert abs(a - 50) < 1e-9 and abs(b - 3) < 1e-9 and abs(r2 - 1) < 1e-9
+    assert k_to_reach(50, 3, 49) == 0
+    assert k_to_reach(50, 0, 60) is None
+    assert k_to_reach(50, 3, 500) is None
+    k = k_to_reach(50, 3, 60)
+    assert 50 + 3 * np.log1p(k) >= 60 > 50 + 3 * np.log1p(k - 1)
+
+
+def test_conformal_helpers():
+    assert conformal_quantile(np.arange(1, 11), 0.8) == 9  # ceil(11·0.8) = 9th smallest
+    p = probability_best(np.array([80.0, 70.0, 79.0]), sd=1.0)
+    assert p[0] > p[2] > p[1] and abs(p.sum() - 1) < 1e-12
+
+
+def test_tampered_truncated_or_missing_model_is_refused(model_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    TransferPredictor.load(copy)  # intact copy loads
+    with open(copy / "model.txt", "a") as f:
+        f.write("\n# tampered\n")
+    with pytest.raises(ModelNotReady, match="sha256"):
+        TransferPredictor.load(copy)
+    shutil.copy(model_dir / "model.txt", copy / "model.txt")
+    data = (copy / "calibration.json").read_bytes()
+    (copy / "calibration.json").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelNotReady, match="sha256"):
+        TransferPredictor.load(copy)
+    with pytest.raises(ModelNotReady, match="missing"):
+        TransferPredictor.load(tmp_path / "nothing")
+
+
+def test_manifest_records_data_hash_features_and_versions(model_dir):
+    m = json.loads((model_dir / "manifest.json").read_text())
+    assert len(m["data"]["sha256"]) == 64
+    assert m["features"] == FEATURE_NAMES
+    assert {"lightgbm", "numpy", "python"} <= set(m["versions"])
+    assert set(m["files"]) >= {"model.txt", "calibration.json"}
+    assert m["metrics"]["oof_rmse"] > 0
+
+
+def test_atomic_write_leaves_previous_model_on_failure(tmp_path):
+    first = artifacts.write_model_dir({"a.txt": "one"}, {"version": "v1"}, tmp_path)
+    with pytest.raises(TypeError):
+        artifacts.write_model_dir({"a.txt": "two", "b.txt": object()}, {"version": "v2"}, tmp_path)
+    assert (tmp_path / "current").resolve() == first.resolve()
+    assert not (tmp_path / "v2").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".v2")]
