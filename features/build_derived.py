@@ -36,7 +36,7 @@ ISO639_2B = {"alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho
 EXTRA_ALIASES = {
     # Wikipedia dump names (pretraining_sizes/wiki, mBERT)
     "zh-min-nan": "nan", "zh-yue": "yue", "zh-classical": "lzh", "roa-rup": "rup", "bat-smg": "sgs",
-    "fiu-vro": "vro", "nds-nl": "nds", "cbk-zam": "cbk", "be-tarask": "bel", "be-x-old": "bel", "bh": "bho",
+    "fiu-vro": "vro", "nds-nl": "nds", "eml": "egl", "cbk-zam": "cbk", "be-tarask": "bel", "be-x-old": "bel", "bh": "bho",
     # names people use
     "farsi": "pes", "mandarin": "cmn", "chinese": "zho", "filipino": "fil", "tagalog": "tgl", "kurmanji": "kmr",
     "sorani": "ckb", "naija": "pcm", "kiche": "quc", "k'iche'": "quc", "mbya guarani": "gun", "greek": "ell",
@@ -185,9 +185,11 @@ def build_languages() -> None:
                 continue
             three.setdefault(sub, {"desc": r["Description"], "macro2": (r.get("Macrolanguage") or [""])[0],
                                    "suppress": (r.get("Suppress-Script") or [""])[0], "scope": scope})
-    for code in uriel - set(three) - {"und", "mul", "mis", "zxx"}:  # retired codes URIEL still carries
-        three[code] = {"desc": [LC.get(code, normalize=False).display_name()], "macro2": "", "suppress": "",
-                       "scope": ""}
+    for code in sorted(uriel - set(three) - {"und", "mul", "mis", "zxx"}):  # retired codes URIEL still carries
+        name = LC.get(code, normalize=False).display_name()
+        if name.startswith("Unknown language") or code in ISO639_2B:  # e.g. URIEL rows `alb`, `gre`: no language
+            continue
+        three[code] = {"desc": [name], "macro2": "", "suppress": "", "scope": ""}
     three_to_two = {}
     for two, a3 in sorted(two_to_three.items()):
         three_to_two.setdefault(a3, two)
