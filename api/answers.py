@@ -1,0 +1,47 @@
+"""Answer shapes shared by HTTP, CLI and the web page, built from one facade call each.
+
+Kept free of FastAPI imports so the CLI can use it without paying for the web stack at start-up.
+"""
+from __future__ import annotations
+
+import math
+
+
+def _f(x):
+    """float or None (JSON has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | None = None, reasons: int = 3,
+                source: str | None = None) -> dict:
+    """Ranked sources with score, intervals, P(best) and reasons; `source` (your current one) joins the candidates."""
+    if source is not None:
+        from features.languages import resolve_code
+        resolve_code(source, "source")  # a bad `source` is an error even when the default list would cover it
+        if candidates is not None and source not in candidates:
+            candidates = [*candidates, source]
+    df = p.rank(query, candidates, top, reasons=reasons)
+    cols = {c: df[c].tolist() for c in df.columns}
+    rs = cols.get("reasons")
+    items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],
+              "score": cols["predicted_score"][i], "lower80": cols["lower80"][i], "upper80": cols["upper80"][i],
+              "lower90": cols["lower90"][i], "upper90": cols["upper90"][i], "p_best": cols["p_best"][i],
+              "reasons": rs[i] if rs is not None else []} for i in range(len(df))]
+    return {"sources": items, "model": query.get("model"), "task": query.get("task"), "target": query.get("target"),
+            "k": query.get("k"), "n_candidates": len(items) if top is None else None}
+
+
+def explain_answer(p, query: dict) -> dict:
+    """SHAP contributions sorted by size, with readable labels; base_value + Σ shap = prediction."""
+    from features.featurize import FEATURE_LABELS
+
+    e = p.explain(query)
+    values = e.get("feature_values", {})
+    contribs = sorted(e["contributions"].items(), key=lambda kv: -abs(kv[1]))
+    return {"base_value": e["base_value"], "prediction": e["prediction"], "predicted_score": e["predicted_score"],
+            "contributions": [{"feature": f, "label": FEATURE_LABELS.get(f, f), "value": _f(values.get(f)),
+                               "shap": v} for f, v in contribs],
+            "reasons": e.get("reasons", []), "query": e["query"]}

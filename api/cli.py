@@ -1,0 +1,421 @@
+"""The `xlt` command line (typer). Readable rich tables by default, `--json` for machines.
+
+Why the imports live inside the commands: `xlt languages` or `xlt rank` must answer within a few seconds of a cold
+start, so nothing heavy (pandas, LightGBM, FastAPI, dask) is imported until a command needs it. Any bad input
+(an `XltError`) or a missing/broken model ends as one line on stderr and exit code 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(name="xlt", help="Predict cross-lingual transfer scores (mT5, XLM-R…): rank sources, few-shot "
+                                   "curves, SHAP explanations, budget plans, CSV batch, REST API.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="The tidy training table.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+# ------------------------------------------------------------------------------------------------ helpers
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id or alias (xlm-r-large, mT5-Base, XLMR…)")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task id or alias (xnli, PAN-X, udpos…)")]
+TargetOpt = Annotated[str, typer.Option("--target", help="Target language (sw, swh, Swahili, swh_Latn…)")]
+TaskTypeOpt = Annotated[Optional[str], typer.Option("--task-type", help="Needed for a task xlt does not know")]
+SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", help="Single source language")]
+SizeOpt = Annotated[Optional[int], typer.Option("--source-size", help="Source examples (default: task's usual size)")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--train-config", help="Mixture 'lang:n;lang:n'")]
+KOpt = Annotated[Optional[int], typer.Option("--k", "-k", help="Target-language examples added")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, exit 2."""
+    typer.echo(f"xlt: error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(2)
+
+
+def friendly(fn):
+    """Turn XltError / ModelNotReady / missing files into one line + exit 2 (typer's own usage errors also exit 2)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from features.errors import ModelNotReady, XltError
+        try:
+            return fn(*args, **kwargs)
+        except (XltError, ModelNotReady) as e:
+            _fail(str(e))
+        except FileNotFoundError as e:
+            _fail(f"file not found: {e.filename or e}")
+        except KeyboardInterrupt:
+            typer.echo("xlt: interrupted", err=True)
+            raise typer.Exit(130)
+    return wrapper
+
+
+def _predictor():
+    from predictor import TransferPredictor
+    return TransferPredictor.load()
+
+
+def _query(model, task, target, task_type=None, source=None, source_size=None, train_config=None, k=None) -> dict:
+    q = {"model": model, "task": task, "task_type": task_type, "target": target, "source": source,
+         "source_size": source_size, "train_config": train_config, "k": k}
+    q = {key: v for key, v in q.items() if v is not None}
+    if "source" not in q and "train_config" not in q:
+        q["source"] = "en"
+    if "source" in q and "train_config" in q:
+        _fail("give either --source or --train-config, not both")
+    return q
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+def _clean(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(_clean(obj), default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, caption=caption, show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v)) for v in r])
+    Console().print(t)
+
+
+def _write_frame(rows: list[dict], path: Path) -> None:
+    """Write records as CSV / Parquet / JSON by the file's extension."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        df.to_parquet(path, index=False)
+    elif suffix == ".json":
+        path.write_text(json.dumps(_clean(rows), default=_json_default, ensure_ascii=False, indent=1))
+    elif suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        _fail(f"unknown output format {path.suffix!r}: use .csv, .parquet or .json")
+
+
+def _passthrough(module: str, ctx: typer.Context) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            _fail(f"{module} is not available in this version of xlt")
+        raise
+    rc = mod.main(list(ctx.args))
+    raise typer.Exit(int(rc or 0))
+
+
+# ------------------------------------------------------------------------------------------------ pipeline commands
+@data_app.command("build", context_settings=PASSTHROUGH)
+@friendly
+def data_build(ctx: typer.Context):
+    """Build training_data/observations.csv from the raw published results (options: see `xlt data build --help`)."""
+    _passthrough("training_data.build", ctx)
+
+
+@app.command(context_settings=PASSTHROUGH)
+@friendly
+def train(ctx: typer.Context):
+    """Fit the LightGBM model on observations.csv and save it under models/ (options passed to predictor.train)."""
+    _passthrough("predictor.train", ctx)
+
+
+@app.command(context_settings=PASSTHROUGH)
+@friendly
+def evaluate(ctx: typer.Context):
+    """Evaluate the predictor with grouped cross-validation and baselines (options passed to predictor.evaluate)."""
+    _passthrough("predictor.evaluate", ctx)
+
+
+@app.command(context_settings=PASSTHROUGH)
+@friendly
+def interpret(ctx: typer.Context):
+    """Interpretable (OLS) view of which factors drive transfer (options passed to predictor.interpret)."""
+    _passthrough("predictor.interpret", ctx)
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port")] = 8000,
+          max_upload_mb: Annotated[float, typer.Option(help="Largest accepted request body (MB)")] = 50,
+          cors: Annotated[Optional[list[str]], typer.Option(help="Allowed CORS origin (repeatable); off by default")] = None,
+          log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning"):
+    """Start the REST API and web page (uvicorn, one worker; the model is loaded once at start-up)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    app_ = create_app(max_upload_mb=max_upload_mb, cors_origins=cors)
+    typer.echo(f"xlt: serving on http://{host}:{port} (docs at /docs)", err=True)
+    uvicorn.run(app_, host=host, port=port, workers=1, log_level=log_level, access_log=False)
+
+
+@app.command()
+@friendly
+def batch(input: Annotated[Path, typer.Argument(help="Input CSV or Parquet")],
+          output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV or Parquet (by extension)")],
+          engine: Annotated[str, typer.Option(help="local (in-process) or dask")] = "local",
+          scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address (default: in-process "
+                                                                "LocalCluster)")] = None,
+          partitions: Annotated[int, typer.Option(help="dask partitions per chunk")] = 4,
+          chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (bounds memory)")] = 1_000_000,
+          progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress",
+                                                           help="Progress bar (default: on a terminal or big file)")] = None,
+          json_out: JsonOpt = False):
+    """Score a CSV/Parquet of queries: adds predicted_score and error ('line N: reason'); good rows always scored."""
+    from api import batch as engine_mod
+
+    if engine not in ("local", "dask"):
+        _fail(f"--engine must be 'local' or 'dask', got {engine!r}")
+    if chunk_rows < 1:
+        _fail("--chunk-rows must be >= 1")
+    if engine == "dask":
+        stats = engine_mod.run_batch_dask(input, output, scheduler=scheduler, partitions=max(1, partitions),
+                                          chunk_rows=chunk_rows, progress=progress)
+    else:
+        stats = engine_mod.run_batch(input, output, chunk_rows=chunk_rows, progress=progress)
+    summary = {"output": str(output), "rows": stats.rows, "scored": stats.scored, "errors": stats.errors,
+               "distinct_queries": stats.distinct_queries, "first_errors": stats.first_errors}
+    if json_out:
+        _print_json(summary)
+    else:
+        typer.echo(f"xlt batch: {stats.rows:,} rows → {output} ({stats.scored:,} scored, {stats.errors:,} with an "
+                   f"error)", err=True)
+        for e in stats.first_errors[:3]:
+            typer.echo(f"  {e}", err=True)
+
+
+# ------------------------------------------------------------------------------------------------ questions
+@app.command()
+@friendly
+def predict(model: ModelOpt, task: TaskOpt, target: TargetOpt, source: SourceOpt = None, source_size: SizeOpt = None,
+            train_config: ConfigOpt = None, k: KOpt = None, task_type: TaskTypeOpt = None, json_out: JsonOpt = False):
+    """Predicted score for one (model, task, training mix, target), with intervals and yardsticks."""
+    ans = _predictor().predict_one(_query(model, task, target, task_type, source, source_size, train_config, k))
+    if json_out:
+        return _print_json(ans)
+    q = ans["query"]
+    rows = [["this query", q["train_config"], ans["predicted_score"], f"{ans['lower80']:.1f}–{ans['upper80']:.1f}",
+             f"{ans['lower90']:.1f}–{ans['upper90']:.1f}"]]
+    for name, y in (ans.get("yardsticks") or {}).items():
+        if y:
+            rows.append([name.replace("_", " "), y["source"], y["predicted_score"], "", ""])
+    _table(f"{q['model']} · {q['task']} · target {q['target']} · k={q['k']}",
+           ["", "training", "score", "80% interval", "90% interval"], rows)
+
+
+@app.command()
+@friendly
+def rank(model: ModelOpt, task: TaskOpt, target: TargetOpt,
+         candidates: Annotated[Optional[str], typer.Option(help="Comma-separated sources (default: the model's "
+                                                                "pretraining languages)")] = None,
+         top: Annotated[Optional[int], typer.Option(help="Show only the best N")] = None,
+         source_size: SizeOpt = None, k: KOpt = None, task_type: TaskTypeOpt = None,
+         output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write CSV/Parquet/JSON")] = None,
+         json_out: JsonOpt = False):
+    """Rank candidate source languages for a target (score, interval, P(best), top SHAP reasons)."""
+    from api.answers import rank_answer
+
+    q = {key: v for key, v in {"model": model, "task": task, "task_type": task_type, "target": target,
+                               "source_size": source_size, "k": k}.items() if v is not None}
+    cands = [c.strip() for c in candidates.split(",") if c.strip()] if candidates is not None else None
+    ans = rank_answer(_predictor(), q, cands, top)
+    if output:
+        _write_frame([{**{kk: v for kk, v in s.items() if kk != "reasons"},
+                       "reasons": "; ".join(r["text"] for r in s["reasons"])} for s in ans["sources"]], output)
+    if json_out:
+        return _print_json(ans)
+    _table(f"Sources for {target} · {task} · {model}", ["#", "source", "score", "80% interval", "P(best)", "why"],
+           [[s["rank"], f"{s['name']} ({s['source']})", s["score"], f"{s['lower80']:.1f}–{s['upper80']:.1f}",
+             f"{100 * s['p_best']:.0f}%", "; ".join(r["text"] for r in s["reasons"])] for s in ans["sources"]])
+
+
+@app.command()
+@friendly
+def curve(model: ModelOpt, task: TaskOpt, target: TargetOpt, source: SourceOpt = None, source_size: SizeOpt = None,
+          train_config: ConfigOpt = None, task_type: TaskTypeOpt = None,
+          ks: Annotated[Optional[str], typer.Option(help="Comma-separated k values")] = None,
+          target_score: Annotated[Optional[float], typer.Option(help="Score to reach → k needed")] = None,
+          plot: Annotated[Optional[Path], typer.Option(help="Save the curve as PNG/SVG")] = None,
+          json_out: JsonOpt = False):
+    """Few-shot curve: predicted score as k target-language examples are added, with a + b·ln(1+k) fit."""
+    kv = None
+    if ks is not None:
+        try:
+            kv = [int(x) for x in ks.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--ks must be comma-separated whole numbers, got {ks!r}")
+    if target_score is not None and not (math.isfinite(target_score) and 0 <= target_score <= 100):
+        _fail("--target-score must be between 0 and 100")
+    ans = _predictor().curve(_query(model, task, target, task_type, source, source_size, train_config), kv, target_score)
+    if plot:
+        from api import plots
+        plot.write_bytes(plots.curve(ans, _fmt(plot)))
+    if json_out:
+        return _print_json(ans)
+    _table(f"Few-shot curve · {ans['query']['train_config']} → {target}", ["k", "score", "80% interval"],
+           [[p["k"], p["score"], f"{p.get('lower80', 0):.1f}–{p.get('upper80', 0):.1f}"] for p in ans["points"]],
+           caption=f"score ≈ {ans['a']:.2f} + {ans['b']:.2f}·ln(1+k)  (R² {ans['r2']:.3f})"
+                   + (f"; k to reach {target_score:g}: {ans['k_to_reach']}" if target_score is not None else ""))
+
+
+def _fmt(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("png", "svg"):
+        _fail(f"--plot must end in .png or .svg, got {path.name!r}")
+    return suffix
+
+
+@app.command()
+@friendly
+def explain(model: ModelOpt, task: TaskOpt, target: TargetOpt, source: SourceOpt = None, source_size: SizeOpt = None,
+            train_config: ConfigOpt = None, k: KOpt = None, task_type: TaskTypeOpt = None,
+            plot: Annotated[Optional[Path], typer.Option(help="Save the SHAP waterfall as PNG/SVG")] = None,
+            json_out: JsonOpt = False):
+    """SHAP explanation of one prediction: base value + one contribution per feature = prediction."""
+    from api.answers import explain_answer
+
+    fmt = _fmt(plot) if plot else None
+    ans = explain_answer(_predictor(), _query(model, task, target, task_type, source, source_size, train_config, k))
+    if plot:
+        from api import plots
+        plot.write_bytes(plots.waterfall(ans, fmt))
+    if json_out:
+        return _print_json(ans)
+    _table(f"Why {ans['query']['train_config']} → {target}: {ans['predicted_score']:.1f}",
+           ["feature", "value", "SHAP"],
+           [[c["label"], "" if c["value"] is None else f"{c['value']:.3g}", f"{c['shap']:+.3f}"]
+            for c in ans["contributions"] if abs(c["shap"]) > 1e-9],
+           caption=f"base value {ans['base_value']:.2f} + contributions = {ans['prediction']:.2f}")
+
+
+@app.command()
+@friendly
+def plan(model: ModelOpt, task: TaskOpt,
+         target: Annotated[list[str], typer.Option("--target", help="Target language (repeat for several)")],
+         candidates: Annotated[str, typer.Option(help="Comma-separated languages you could annotate")],
+         budget: Annotated[int, typer.Option(help="Total examples you can afford")],
+         steps: Annotated[int, typer.Option(help="Budget is spent in this many parts")] = 20,
+         task_type: TaskTypeOpt = None, json_out: JsonOpt = False):
+    """Data budget planner: how many examples per language maximise the predicted score (vs English-only)."""
+    if not 1 <= steps <= 100:
+        _fail("--steps must be between 1 and 100")
+    cands = [c.strip() for c in candidates.split(",") if c.strip()]
+    q = {"model": model, "task": task, "task_type": task_type, "target": target if len(target) > 1 else target[0]}
+    ans = _predictor().plan(q, cands, budget, steps=steps)
+    if json_out:
+        return _print_json(ans)
+    _table(f"Plan for {budget:,} examples → {', '.join(ans['targets'])}", ["language", "examples"],
+           [[f"{r['name']} ({r['language']})", f"{r['examples']:,}"] for r in ans["plan"]],
+           caption=f"predicted {ans['predicted_score']:.1f} vs English-only {ans['english_only_score']:.1f} "
+                   f"(gain {ans['gain_over_english']:+.1f})")
+
+
+# ------------------------------------------------------------------------------------------------ registries
+@app.command()
+@friendly
+def languages(search: Annotated[Optional[str], typer.Option("--search", "-s", help="Code, name or part of one")] = None,
+              limit: Annotated[int, typer.Option(help="At most this many")] = 30, json_out: JsonOpt = False):
+    """Languages xlt resolves (ISO 639-1/2/3, BCP-47, Flores-200, English names)."""
+    from features.languages import all_languages, search as find
+
+    found = find(search, limit=limit) if search else all_languages()[:limit]
+    rows = [{"code": l.code, "name": l.name, "script": l.script, "iso1": l.iso1} for l in found]
+    if json_out:
+        return _print_json(rows)
+    if not rows:
+        _fail(f"no language matches {search!r}")
+    _table(f"Languages{f' matching {search!r}' if search else ''}", ["code", "name", "script", "iso1"],
+           [[r["code"], r["name"], r["script"], r["iso1"]] for r in rows])
+
+
+@app.command()
+@friendly
+def models(json_out: JsonOpt = False):
+    """Models xlt knows, with aliases, parameter counts and pretraining corpus."""
+    from features import registry
+
+    rows = [{"id": m.id, "family": m.family, "n_params": m.n_params, "corpus": m.corpus, "aliases": list(m.aliases)}
+            for m in registry.models()]
+    if json_out:
+        return _print_json(rows)
+    _table("Models", ["id", "family", "parameters", "corpus", "aliases"],
+           [[r["id"], r["family"], f"{r['n_params'] / 1e6:,.0f}M" if r["n_params"] else "unknown", r["corpus"],
+             ", ".join(r["aliases"])] for r in rows])
+
+
+@app.command()
+@friendly
+def tasks(json_out: JsonOpt = False):
+    """Tasks xlt knows, with type, metric and usual English training-set size."""
+    from features import registry
+
+    rows = [{"id": t.id, "task_type": t.task_type, "metric": t.metric, "train_size": t.train_size,
+             "aliases": list(t.aliases)} for t in registry.tasks()]
+    if json_out:
+        return _print_json(rows)
+    _table("Tasks", ["id", "type", "metric", "train size", "aliases"],
+           [[r["id"], r["task_type"], r["metric"], f"{r['train_size']:,}" if r["train_size"] else "", ", ".join(r["aliases"])]
+            for r in rows], caption=f"task types: {', '.join(registry.TASK_TYPES)}")
+
+
+# ------------------------------------------------------------------------------------------------ scale
+@app.command("all-pairs")
+@friendly
+def all_pairs(model: ModelOpt, task: TaskOpt,
+              output: Annotated[Path, typer.Option("--output", "-o", help="Output .parquet (or .csv)")],
+              task_type: TaskTypeOpt = None, source_size: SizeOpt = None, k: KOpt = None,
+              languages_: Annotated[Optional[str], typer.Option("--languages", help="Comma-separated subset "
+                                                                "(default: every language the features cover)")] = None,
+              chunk_rows: Annotated[int, typer.Option(help="Pairs per chunk (bounds memory)")] = 500_000,
+              engine: Annotated[str, typer.Option(help="local or dask")] = "local",
+              scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address")] = None,
+              progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
+              json_out: JsonOpt = False):
+    """Predicted score for every ordered (source, target) pair of languages, chunked with bounded memory."""
+    from api import allpairs
+
+    if engine not in ("local", "dask"):
+        _fail(f"--engine must be 'local' or 'dask', got {engine!r}")
+    langs = [c.strip() for c in languages_.split(",") if c.strip()] if languages_ else None
+    stats = allpairs.run_all_pairs(model, task, output, task_type=task_type, source_size=source_size, k=k,
+                                   languages=langs, chunk_rows=chunk_rows, engine=engine, scheduler=scheduler,
+                                   progress=progress)
+    if json_out:
+        return _print_json(stats)
+    typer.echo(f"xlt all-pairs: {stats['pairs']:,} pairs over {stats['languages']} languages → {output} "
+               f"in {stats['seconds']:.1f}s", err=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""HTTP routers, one per concern: meta (health, version, registries), queries, plots, batch, web page."""

@@ -1,0 +1,258 @@
+"""Pydantic v2 request and response bodies of the HTTP API (the OpenAPI schema at /docs is generated from these).
+
+Why these limits: requests are rejected at the door for wrong types, NaN/inf, negative or absurd counts and unknown
+fields, so the predictor only sees well-formed values; what only the domain can judge (is `Swahilli` a language? is
+`telepathy` a task?) is left to the predictor, whose XltError becomes a 422 with suggestions.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_EXAMPLES = 100_000_000  # same bound as features.queries.MAX_EXAMPLES (not imported: schemas stay import-light)
+MAX_K = 1_000_000
+MAX_CANDIDATES = 1000
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0, le=MAX_EXAMPLES)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="null")
+
+
+# ------------------------------------------------------------------------------------------------ requests
+class TaskQuery(_In):
+    model: Text = Field(description="Model id or alias, e.g. `xlm-r-large`, `mT5-Base`, `XLMR`",
+                        examples=["xlm-r-large"])
+    task: Text = Field(description="Task id or alias (`xnli`, `PAN-X`…); an unknown task needs `task_type`",
+                       examples=["xnli"])
+    task_type: Text | None = Field(None, description="classification | pos | ner | qa | parsing | mt | el")
+    target: Text = Field(description="Target language: ISO 639-1/2/3, BCP-47, Flores-200 or English name",
+                         examples=["sw"])
+
+
+class Query(TaskQuery):
+    """One (model, task, training mix, target) question: a single `source` or a `train_config` mixture."""
+
+    source: Text | None = Field(None, description="Single source language", examples=["en"])
+    source_size: Annotated[int, Field(ge=1, le=MAX_EXAMPLES)] | None = Field(
+        None, description="Source examples (default: the task's usual English training-set size)")
+    train_config: Annotated[str, Field(min_length=1, max_length=4000)] | None = Field(
+        None, description="Mixture `lang:n;lang:n`; a count for the target is k", examples=["en:1000;de:500"])
+    k: Annotated[int, Field(ge=0, le=MAX_K)] | None = Field(None, description="Target-language examples added")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.source is None and self.train_config is None:
+            raise ValueError("give a source language (`source`) or a mixture (`train_config`, 'lang:n;lang:n')")
+        if self.source is not None and self.train_config is not None:
+            raise ValueError("give either `source` or `train_config`, not both")
+        if self.source_size is not None and self.source is None:
+            raise ValueError("`source_size` goes with `source` (a mixture carries its own counts)")
+        return self
+
+    def as_query(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class RankRequest(TaskQuery):
+    """Rank candidate source languages for a target."""
+
+    candidates: Annotated[list[Text], Field(min_length=1, max_length=MAX_CANDIDATES)] | None = Field(
+        None, description="Source languages to rank (default: every language of the model's pretraining corpus)")
+    source: Text | None = Field(None, description="Your current source, if any: it is added to the candidates so "
+                                                  "you see where it ranks")
+    source_size: Annotated[int, Field(ge=1, le=MAX_EXAMPLES)] | None = Field(
+        None, description="Examples per candidate source (default: the task's usual training-set size)")
+    k: Annotated[int, Field(ge=0, le=MAX_K)] | None = None
+    top: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] | None = Field(None, description="Return only the best N")
+    reasons: Annotated[int, Field(ge=0, le=10)] = Field(3, description="SHAP reasons per source")
+
+    def as_query(self) -> dict:
+        return self.model_dump(exclude_none=True, exclude={"candidates", "top", "reasons", "source"})
+
+
+class CurveRequest(Query):
+    ks: Annotated[list[Annotated[int, Field(ge=0, le=MAX_K)]], Field(min_length=2, max_length=200)] | None = Field(
+        None, description="Values of k (default 0, 10, 20, 50 … 10000)")
+    target_score: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        None, description="Score to reach: the answer gives the k needed")
+
+    def as_query(self) -> dict:
+        return self.model_dump(exclude_none=True, exclude={"ks", "target_score"})
+
+
+class PlanRequest(_In):
+    model: Text = Field(examples=["xlm-r-large"])
+    task: Text = Field(examples=["xnli"])
+    task_type: Text | None = None
+    target: Text | Annotated[list[Text], Field(min_length=1, max_length=10)] = Field(
+        description="One target language or a list of them (the mean predicted score is maximised)", examples=["sw"])
+    candidates: Annotated[list[Text], Field(min_length=1, max_length=50)] = Field(
+        description="Languages you could annotate (the target is always included)", examples=[["en", "ar", "hi"]])
+    budget: Annotated[int, Field(ge=1, le=10_000_000)] = Field(description="Examples you can afford in total",
+                                                                examples=[1000])
+    steps: Annotated[int, Field(ge=1, le=100)] = Field(20, description="Granularity: budget is spent in this many "
+                                                                       "equal parts")
+
+
+# ------------------------------------------------------------------------------------------------ responses
+class QueryEcho(_Out):
+    model: str
+    task: str
+    task_type: str
+    target: str
+    train_config: str
+    k: int
+
+
+class Yardstick(_Out):
+    source: str
+    predicted_score: float
+
+
+class PredictResponse(_Out):
+    predicted_score: float = Field(description="Predicted score, 0–100")
+    lower80: float
+    upper80: float
+    lower90: float
+    upper90: float
+    query: QueryEcho
+    yardsticks: dict[str, Yardstick | None] = Field(
+        description="Same query from always-English and from the syntactically closest source")
+
+
+class Reason(_Out):
+    feature: str
+    value: float | None
+    contribution: float
+    text: str = Field(description="In words, e.g. 'syntactic distance to the target 0.42: +4.1'")
+
+
+class RankedSource(_Out):
+    rank: int
+    source: str
+    name: str
+    score: float
+    lower80: float
+    upper80: float
+    lower90: float
+    upper90: float
+    p_best: float = Field(description="Probability that this source is the best of the candidates")
+    reasons: list[Reason] = []
+
+
+class RankResponse(_Out):
+    sources: list[RankedSource]
+    model: str
+    task: str
+    target: str
+    k: int | None = None
+    n_candidates: int | None = Field(None, description="How many candidates were ranked (null when `top` cut the list)")
+
+
+class CurvePoint(_Out):
+    k: int
+    score: float
+    lower80: float | None = None
+    upper80: float | None = None
+    lower90: float | None = None
+    upper90: float | None = None
+
+
+class CurveResponse(_Out):
+    points: list[CurvePoint]
+    a: float = Field(description="score(k) ≈ a + b·ln(1+k)")
+    b: float
+    r2: float
+    target_score: float | None = None
+    k_to_reach: int | None = Field(None, description="Smallest k reaching target_score (null: out of reach)")
+    query: QueryEcho
+
+
+class Contribution(_Out):
+    feature: str
+    label: str
+    value: float | None
+    shap: float
+
+
+class ExplainResponse(_Out):
+    base_value: float
+    prediction: float = Field(description="Model output: base_value + sum of contributions (before clipping)")
+    predicted_score: float
+    contributions: list[Contribution] = Field(description="One SHAP value per feature, largest |shap| first")
+    reasons: list[Reason]
+    query: QueryEcho
+
+
+class PlanItem(_Out):
+    language: str
+    name: str
+    examples: int
+
+
+class PlanResponse(_Out):
+    plan: list[PlanItem]
+    budget: int
+    targets: list[str]
+    predicted_score: float
+    english_only_score: float
+    gain_over_english: float
+
+
+class LanguageOut(_Out):
+    code: str
+    name: str
+    script: str
+    iso1: str | None = None
+
+
+class ModelOut(_Out):
+    id: str
+    family: str
+    n_params: float | None
+    corpus: str
+    aliases: list[str]
+    n_corpus_languages: int
+
+
+class TaskOut(_Out):
+    id: str
+    task_type: str
+    metric: str
+    train_size: int | None
+    aliases: list[str]
+
+
+class TasksResponse(_Out):
+    tasks: list[TaskOut]
+    task_types: list[str]
+
+
+class Health(_Out):
+    status: str
+    model_version: str | None = None
+    n_features: int | None = None
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    suggestions: list[str] = []
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem] | str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "Bad input: field path, message and suggestions"},
+    503: {"model": ErrorResponse, "description": "Model not loaded or not valid"},
+}
