@@ -300,11 +300,137 @@ def build_languages() -> None:
     print(f"wrote {LANGUAGES_CSV} ({len(rows)} languages) and {ALIASES_CSV} ({len(aliases)} aliases)")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# URIEL vectors (lang2vec 1.1.2 data) → features/data/uriel_vectors.npz + uriel_manifest.json
+
+TYPO_SETS = (("syntactic", "S_"), ("phonological", "P_"), ("inventory", "INV_"))
+
+
+def _reorder(npz, langs: np.ndarray) -> np.ndarray:
+    pos = {str(lang): i for i, lang in enumerate(npz["langs"])}
+    return npz["data"][[pos[str(lang)] for lang in langs]]
+
+
+def build_typology() -> None:
+    """Assemble the six URIEL feature sets the way lang2vec does, with the macrolanguage fallback, and store them.
+
+    lang2vec: syntax_knn / phonology_knn / inventory_knn = feature_predictions.npz ("predicted", prefixes S_/P_/INV_),
+    fam = family_features.npz, geo = geocoord_features.npz. Observed (non-imputed) values come from features.npz
+    (any of its 10 sources ≠ -1) and give the per-pair `observed` share.
+
+    Macro fallback (why: URIEL often files the observed WALS/Ethnologue data under the macrolanguage code):
+      * a policy target (swh for swa, arb for ara, …) takes, per typological set, the macro row when the macro row
+        has more observed values; its family path when its own is empty (ekk, lvs, nob have none);
+      * any other member of a macrolanguage (ajp → ara, nno → nor) takes the macro row only for a set where it has
+        no observed value at all, and the macro's family path only when its own is empty.
+    Geographic vectors are always the language's own (every URIEL language has one).
+    """
+    from features.languages import LANGUAGES_CSV, MACROLANGUAGE_POLICY
+
+    src = lang2vec_data_dir()
+    feats_npz = np.load(src / "features.npz")
+    langs = feats_npz["langs"].astype(str)
+    feat_names = feats_npz["feats"].astype(str)
+    observed_all = (feats_npz["data"] != -1).any(axis=2)  # lang × 289
+    pred_npz = np.load(src / "feature_predictions.npz")
+    assert (pred_npz["langs"].astype(str) == langs).all() and (pred_npz["feats"].astype(str) == feat_names).all()
+    knn = pred_npz["data"][:, :, 0]
+    assert set(np.unique(knn)) <= {0.0, 1.0}, "kNN predictions are expected binary"
+    knn = knn.astype(bool)
+    fam_npz = np.load(src / "family_features.npz")
+    fam = _reorder(fam_npz, langs)[:, :, 0] > 0
+    fam_names = np.array([f[2:] if f.startswith("F_") else f for f in fam_npz["feats"].astype(str)])
+    geo_npz = np.load(src / "geocoord_features.npz")
+    geo = _reorder(geo_npz, langs)[:, :, 0]
+    geo_feats = geo_npz["feats"].astype(str)
+
+    idx = {code: i for i, code in enumerate(langs)}
+    set_cols = {name: np.array([f.startswith(prefix) for f in feat_names]) for name, prefix in TYPO_SETS}
+    assert sum(int(m.sum()) for m in set_cols.values()) == len(feat_names)
+
+    macro_of: dict[str, str] = {}
+    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["macro"]:
+                macro_of[row["code"]] = row["macro"]
+    targets = {t: m for m, t in MACROLANGUAGE_POLICY.items() if m in idx and t in idx}
+    fallbacks: dict[str, list[str]] = defaultdict(list)
+    knn_out, obs_out, fam_out = knn.copy(), observed_all.copy(), fam.copy()
+    for code, i in idx.items():
+        macro = targets.get(code) or macro_of.get(code)
+        if macro is None or macro not in idx or macro == code:
+            continue
+        j = idx[macro]
+        dominant = code in targets
+        for name, cols in set_cols.items():
+            own, theirs = observed_all[i, cols].sum(), observed_all[j, cols].sum()
+            if (dominant and theirs > own) or (not dominant and own == 0 and theirs > 0):
+                knn_out[i, cols] = knn[j, cols]
+                obs_out[i, cols] = observed_all[j, cols]
+                fallbacks[name].append(f"{code}<-{macro}")
+        if not fam[i].any() and fam[j].any():
+            fam_out[i] = fam[j]
+            fallbacks["genetic"].append(f"{code}<-{macro}")
+
+    # family features form a tree: order each language's nodes root→leaf (ancestors cover more languages), so two
+    # languages share exactly a common prefix and genetic cosine = prefix / sqrt(len_a * len_b)
+    node_size = fam_out.sum(axis=0)
+    order = np.lexsort((np.arange(fam_out.shape[1]), -node_size))
+    depth = int(fam_out.sum(axis=1).max())
+    paths = np.full((len(langs), depth), -1, dtype=np.int16)
+    parent: dict[int, int] = {}
+    for i in range(len(langs)):
+        nodes = [int(j) for j in order if fam_out[i, j]]
+        paths[i, : len(nodes)] = nodes
+        for a, b in zip(nodes, nodes[1:]):
+            if parent.setdefault(b, a) != a:
+                raise RuntimeError(f"family features of {langs[i]} are not a tree path")
+
+    geo_u16 = np.rint(geo * 10000).astype(np.uint16)
+    assert np.abs(geo_u16 / 10000 - geo).max() < 1e-6, "geo values are expected to have 4 decimals"
+    arrays = {
+        "codes": langs.astype("U3"),
+        "feature_names": feat_names,
+        "knn_bits": np.packbits(knn_out, axis=1),          # lang × ceil(289/8), kNN-completed typology (binary)
+        "observed_bits": np.packbits(obs_out, axis=1),     # lang × ceil(289/8), observed in any URIEL source
+        "n_features": np.array([len(feat_names)]),
+        "set_syntactic": set_cols["syntactic"], "set_phonological": set_cols["phonological"],
+        "set_inventory": set_cols["inventory"],
+        "fam_paths": paths,                                 # lang × max depth, node ids root→leaf, -1 padded
+        "fam_names": fam_names,
+        "geo_u16": geo_u16,                                 # lang × 299, value × 10000 (exact: 4 decimals)
+        "geo_feature_names": geo_feats,
+    }
+    from features.typology import MANIFEST_PATH, VECTORS_PATH
+
+    from features.typology import content_digest
+
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    _atomic_write(VECTORS_PATH, write_npz)
+    import hashlib
+
+    digest = content_digest(VECTORS_PATH)  # over the arrays, not the zip (whose timestamps change per rebuild)
+    manifest = {
+        "file": VECTORS_PATH.name, "version": digest[:12], "content_sha256": digest,
+        "file_sha256": hashlib.sha256(VECTORS_PATH.read_bytes()).hexdigest(),
+        "source": "lang2vec 1.1.2 bundled data: features.npz, feature_predictions.npz, family_features.npz, "
+                  "geocoord_features.npz",
+        "languages": int(len(langs)), "features": {k: int(v.sum()) for k, v in set_cols.items()},
+        "genetic_nodes": int(fam.shape[1]), "genetic_max_depth": depth, "geo_dims": int(geo.shape[1]),
+        "languages_without_family": int((~fam_out.any(axis=1)).sum()),
+        "macro_fallbacks": {k: len(v) for k, v in fallbacks.items()},
+        "macro_fallbacks_policy_targets": {k: sorted(x for x in v if x.split("<-")[0] in targets)
+                                           for k, v in fallbacks.items()},
+        "distances": "cosine distance 1 - u.v/(|u||v|); syntactic/phonological/inventory = kNN sets, featural = "
+                     "their concatenation, genetic = family tree nodes, geographic = geocoord features",
+    }
+    _atomic_write(MANIFEST_PATH, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n"))
+    print(f"wrote {VECTORS_PATH} ({VECTORS_PATH.stat().st_size / 1e6:.1f} MB, version {digest[:12]})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     build_languages()
-    try:
-        from features.typology import build_typology
-    except ImportError:
-        build_typology = None
-    if build_typology is not None:
-        build_typology()
+    build_typology()
