@@ -186,7 +186,9 @@ def render_readme(report, df: pd.DataFrame, exc: pd.DataFrame, peer: pd.DataFram
       "task language (for MT the low-resource side of the X→eng pair, the file's `Source lang`), `source` = the "
       "transfer (auxiliary) language, canonical codes (EL's Wikipedia codes via LangRank's lang_code.txt; empty when "
       "unresolvable: " + (", ".join(report.peer_unresolved) or "none") + "). POS/EL accuracy and BLEU are fractions "
-      "in the files (x100); parsing is already 0-100. The other columns are LangRank's features, snake_cased. "
+      "in the files (x100); parsing is already 0-100. The other columns are LangRank's features, snake_cased; "
+      "`rank`, `accuracy_level` and `bleu_level` are derived from the score itself (LangRank's relevance labels), so "
+      "never use them as predictors. "
       f"{len(report.peer_dropped)} raw rows have no score in the file (NaN) and are left out: "
       + (", ".join(report.peer_dropped) or "none") + ".")
     a("")
