@@ -68,7 +68,10 @@ EXTRA_ALIASES = {
 }
 
 # CLDR's likely script for Ancient Greek is Cypriot syllabary; the UD treebanks and almost all text use Greek.
-SCRIPT_OVERRIDES = {"grc": "Grek"}
+# Languages of shared/data for which CLDR has no likely script, written in the script given here.
+SCRIPT_OVERRIDES = {"grc": "Grek", "ang": "Latn", "avk": "Latn", "cbk": "Latn", "chy": "Latn", "din": "Latn",
+                    "ile": "Latn", "lfn": "Latn", "lld": "Latn", "mwl": "Latn", "nov": "Latn", "nrm": "Latn",
+                    "pih": "Latn", "rmy": "Latn", "rup": "Latn", "szy": "Latn", "xal": "Cyrl"}
 
 _QUALIFIERS = re.compile(r"\s*\((individual language|macrolanguage)\)\s*$", re.I)
 
