@@ -79,6 +79,12 @@ def test_mt5_xxl_wikiann_zero_shot_thai(obs):
                                                                                   "F1")
 
 
+def test_langrankplus_spanish_target_is_kept(obs):
+    r = obs[(obs.dataset == "langrankplus") & (obs.model == "mt5") & (obs.task == "xquad") & (obs.target == "spa")]
+    assert len(r) == 11 and "spa:87599" not in set(r["train_config"])
+    assert r.loc[r.source == "deu", "score"].iloc[0] == pytest.approx(32.310411, abs=1e-6)
+
+
 def test_xpos_rows(obs):
     x = obs[(obs.dataset == "xpos_devries2022") & (obs.source == "eng") & (obs.target == "nld")]
     by = x.set_index("variant")
@@ -122,7 +128,8 @@ def test_conflict_rule_keeps_the_xlmr_authors_value(obs, exc):
 def test_exclusions_present_with_reasons(exc):
     an = exc[exc.kind == "anomaly/unusable"]
     spa = an[(an.dataset == "langrankplus") & (an.dataset_file == "langrankplus_matrices/xquad_mt5.csv")]
-    assert len(spa) == 12 and set(spa["target_raw"]) == {"spa"}
+    assert len(spa) == 12 and (spa["score"] < 2).all() and spa["reason"].str.contains("source spa").all()
+    assert len(set(spa["target_raw"])) == 12  # Spanish as the *source* is broken, towards every target
     zeros = an[an.dataset == "xpos_devries2022"]
     assert len(zeros) == 18 and set(zeros["target_raw"]) == {"aii", "otk"} and (zeros["score"] == 0).all()
     xlm = an[an.model == "XLM"]
