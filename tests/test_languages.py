@@ -245,3 +245,17 @@ def test_shared_data_spellings_meet():
     assert L.resolve_code("jw") == L.resolve_code("jv")  # gpt3 vs mC4
     assert L.resolve_code("fas") == L.resolve_code("fa") and L.resolve_code("zho") == L.resolve_code("zh")
     assert L.resolve_code("msa") == L.resolve_code("ms") and L.resolve_code("kur") == L.resolve_code("ku")
+
+
+def test_every_alias_resolves_to_a_canonical_fixed_point():
+    canonical = {lang.code for lang in L.all_languages()}
+    with open(L.ALIASES_CSV, newline="", encoding="utf-8") as fh:
+        aliases = [row["alias"] for row in csv.DictReader(fh)]
+    assert len(aliases) > 15000
+    for alias in aliases:
+        code = L.resolve_code(alias)
+        assert code in canonical and L.resolve_code(code) == code, alias
+    for lang in L.all_languages():
+        if lang.iso1:
+            assert L.resolve_code(lang.iso1) == lang.code
+        assert len(lang.script) == 4 and lang.script[0].isupper()
