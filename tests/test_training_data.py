@@ -181,3 +181,9 @@ def test_codes_are_canonical(obs):
     for code in set(obs["target"]) | set(obs["source"]) - {"mix"}:
         assert resolve_code(code) == code
     assert {"cmn", "arb", "swh"} <= set(obs["target"]) and not ({"zho", "ara", "swa"} & set(obs["target"]))
+
+
+def test_cli_reports_a_missing_raw_dir(tmp_path, capsys):
+    assert B.main(["--raw-dir", str(tmp_path / "nope"), "--out-dir", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "observations.csv").exists()

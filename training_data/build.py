@@ -330,7 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where to write (default: training_data/)")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
     args = p.parse_args(argv)
-    rep = build(args.raw_dir, args.out_dir)
+    if not args.raw_dir.is_dir():
+        print(f"error: raw directory {args.raw_dir} does not exist", file=sys.stderr)
+        return 2
+    try:
+        rep = build(args.raw_dir, args.out_dir)
+    except FileNotFoundError as e:
+        print(f"error: raw file missing: {e.filename}", file=sys.stderr)
+        return 2
     if not args.quiet:
         print(rep.table())
         print()
