@@ -15,6 +15,23 @@ def _f(x):
     return x if math.isfinite(x) else None
 
 
+def with_task_type(query: dict) -> dict:
+    """Fill `task_type` from the registry when the task is known and the caller gave none.
+
+    Harmless by design (the registry is the source of the type either way); it also keeps queries off a
+    normaliser path that mishandles an all-None task_type column under pandas 3 (reported to the lead).
+    """
+    if query.get("task_type") or not query.get("task"):
+        return query
+    from features.errors import XltError
+    from features.registry import resolve_task
+
+    try:
+        return {**query, "task_type": resolve_task(query["task"]).task_type}
+    except XltError:
+        return query  # let the facade raise its own error for the unknown task
+
+
 def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | None = None, reasons: int = 3,
                 source: str | None = None) -> dict:
     """Ranked sources with score, intervals, P(best) and reasons; `source` (your current one) joins the candidates."""
@@ -23,7 +40,7 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
         resolve_code(source, "source")  # a bad `source` is an error even when the default list would cover it
         if candidates is not None and source not in candidates:
             candidates = [*candidates, source]
-    df = p.rank(query, candidates, top, reasons=reasons)
+    df = p.rank(with_task_type(query), candidates, top, reasons=reasons)
     cols = {c: df[c].tolist() for c in df.columns}
     rs = cols.get("reasons")
     items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],

@@ -93,6 +93,26 @@ def first_bad_utf8_line(data: bytes) -> int | None:
         return data.count(b"\n", 0, e.start) + 1
 
 
+def check_utf8_file(path, block: int = 16 << 20) -> None:
+    """Raise XltError naming the line of the first non-UTF-8 byte (a fast pass: ~1 GB/s, before any model work)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with open(path, "rb") as fh:
+        while True:
+            data = fh.read(block)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                line = lines_before + data.count(b"\n", 0, max(0, e.start)) + 1
+                raise XltError(f"the file is not UTF-8 encoded (first bad byte on line {line}); re-save it as UTF-8",
+                               field="file") from None
+            if not data:
+                return
+            lines_before += data.count(b"\n")
+
+
 # --------------------------------------------------------------------------------------------------------- reading
 class _InvalidRows:
     """Collects ragged rows (wrong field count) with their physical line numbers, so they can be reported in place."""
@@ -360,18 +380,23 @@ def run_batch(in_path, out_path, predictor=None, *, chunk_rows: int = DEFAULT_CH
     if not in_path.is_file():
         raise XltError(f"input file not found: {in_path}", field="file")
     stats = BatchStats()
+    parquet_in = _is_parquet(in_path)
+    if parquet_in:  # file-level problems first: a bad header must not wait for (or need) a model
+        import pyarrow.parquet as pq
+        try:
+            check_columns(pq.ParquetFile(in_path).schema_arrow.names)
+        except pa.ArrowException as e:
+            raise XltError(f"cannot read the Parquet file: {str(e).splitlines()[0]}", field="file") from None
+    else:
+        check_columns(_read_header(in_path))
+        check_utf8_file(in_path)
     if scorer is None:
         if predictor is None:
             from predictor import TransferPredictor
             predictor = TransferPredictor.load()
         scorer = local_scorer(predictor, stats)
-    parquet_in = _is_parquet(in_path)
     if parquet_in:
-        import pyarrow.parquet as pq
-        try:
-            total = pq.ParquetFile(in_path).metadata.num_rows
-        except pa.ArrowException as e:
-            raise XltError(f"cannot read the Parquet file: {str(e).splitlines()[0]}", field="file") from None
+        total = pq.ParquetFile(in_path).metadata.num_rows
     else:
         total = _estimate_rows(in_path, in_path.stat().st_size)
     if progress is None:

@@ -332,7 +332,9 @@ def plan(model: ModelOpt, task: TaskOpt,
         _fail("--steps must be between 1 and 100")
     cands = [c.strip() for c in candidates.split(",") if c.strip()]
     q = {"model": model, "task": task, "task_type": task_type, "target": target if len(target) > 1 else target[0]}
-    ans = _predictor().plan(q, cands, budget, steps=steps)
+    from api.answers import with_task_type
+
+    ans = _predictor().plan(with_task_type(q), cands, budget, steps=steps)
     if json_out:
         return _print_json(ans)
     _table(f"Plan for {budget:,} examples → {', '.join(ans['targets'])}", ["language", "examples"],

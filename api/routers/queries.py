@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from api.answers import explain_answer, rank_answer
+from api.answers import explain_answer, rank_answer, with_task_type
 from api.app import get_predictor
 from api.schemas import (ERROR_RESPONSES, CurveRequest, CurveResponse, ExplainResponse, PlanRequest, PlanResponse,
                          PredictResponse, Query, RankRequest, RankResponse)
@@ -43,4 +43,4 @@ def explain(body: Query, p=Depends(get_predictor)):
 def plan(body: PlanRequest, p=Depends(get_predictor)):
     """How many examples per language (target included) maximise the predicted score for a budget; gain vs English."""
     query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target}
-    return p.plan(query, body.candidates, body.budget, steps=body.steps)
+    return p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps)
