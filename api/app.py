@@ -134,6 +134,8 @@ def create_app(predictor=None, *, max_upload_mb: float = 50, cors_origins: list[
     app.state.predictor = predictor
     app.state.load_error = None
     app.state.max_upload_bytes = int(max_upload_mb * (1 << 20))
+    from api.cache import AnswerCache
+    app.state.answers = AnswerCache()
 
     @app.exception_handler(XltError)
     async def _xlt(request: Request, exc: XltError):

@@ -2,10 +2,16 @@
 
 Why so thin: the request path must stay fast (/rank over 100 candidates is budgeted at a few ms), and every
 interface (HTTP, CLI, batch) must give the same answer, so all the work lives in `predictor.TransferPredictor`.
+Answers are serialised once through their response model and kept in a per-model LRU (`api.cache`): the endpoints
+are `async` so a repeated question is answered on the event loop without a thread hop; a new one is computed in the
+thread pool.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from api.answers import explain_answer, rank_answer, with_task_type
 from api.app import get_predictor
@@ -15,32 +21,46 @@ from api.schemas import (ERROR_RESPONSES, CurveRequest, CurveResponse, ExplainRe
 router = APIRouter(tags=["predict"], responses=ERROR_RESPONSES)
 
 
+async def _answer(request: Request, endpoint: str, body: BaseModel, out: type[BaseModel], compute) -> Response:
+    p = get_predictor(request)
+    cache = request.app.state.answers
+    key = (endpoint, body.model_dump_json())
+    data = cache.get(p, key)
+    if data is None:
+        data = await run_in_threadpool(lambda: out.model_validate(compute(p)).model_dump_json().encode())
+        cache.put(p, key, data)
+    return Response(content=data, media_type="application/json")
+
+
 @router.post("/predict", response_model=PredictResponse)
-def predict(body: Query, p=Depends(get_predictor)):
+async def predict(body: Query, request: Request):
     """Predicted score with 80%/90% intervals, and the same query from always-English and the closest source."""
-    return p.predict_one(body.as_query())
+    return await _answer(request, "predict", body, PredictResponse, lambda p: p.predict_one(body.as_query()))
 
 
 @router.post("/rank", response_model=RankResponse)
-def rank(body: RankRequest, p=Depends(get_predictor)):
+async def rank(body: RankRequest, request: Request):
     """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons in words."""
-    return rank_answer(p, body.as_query(), body.candidates, body.top, body.reasons, body.source)
+    return await _answer(request, "rank", body, RankResponse, lambda p: rank_answer(
+        p, body.as_query(), body.candidates, body.top, body.reasons, body.source))
 
 
 @router.post("/curve", response_model=CurveResponse)
-def curve(body: CurveRequest, p=Depends(get_predictor)):
+async def curve(body: CurveRequest, request: Request):
     """Predicted score over k target examples (monotone), the a + b·ln(1+k) fit, R² and k_to_reach."""
-    return p.curve(body.as_query(), body.ks, body.target_score)
+    return await _answer(request, "curve", body, CurveResponse,
+                         lambda p: p.curve(body.as_query(), body.ks, body.target_score))
 
 
 @router.post("/explain", response_model=ExplainResponse)
-def explain(body: Query, p=Depends(get_predictor)):
+async def explain(body: Query, request: Request):
     """SHAP value per feature and the base value; base_value + Σ shap = prediction (within 1e-6)."""
-    return explain_answer(p, body.as_query())
+    return await _answer(request, "explain", body, ExplainResponse, lambda p: explain_answer(p, body.as_query()))
 
 
 @router.post("/plan", response_model=PlanResponse)
-def plan(body: PlanRequest, p=Depends(get_predictor)):
+async def plan(body: PlanRequest, request: Request):
     """How many examples per language (target included) maximise the predicted score for a budget; gain vs English."""
     query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target}
-    return p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps)
+    return await _answer(request, "plan", body, PlanResponse,
+                         lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps))
