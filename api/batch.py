@@ -206,9 +206,8 @@ def score_table(table: pa.Table, predictor, *, first_line: int = 2,
     first_row[inverse[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)  # last write wins → first occurrence
     queries = {}
     for col, (codes, dictionary) in parts.items():
-        values = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=object)[codes[first_row]]
-        values[values == ""] = None
-        queries[col] = values
+        # empty cells stay "" (what the user wrote): the normaliser treats blank strings as absent
+        queries[col] = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=object)[codes[first_row]]
     qdf = pd.DataFrame(queries)
     pred = predictor.predict(qdf)
     score_u = pd.to_numeric(pred["predicted_score"], errors="coerce").to_numpy(dtype=np.float64)

@@ -1,0 +1,95 @@
+"""The `xlt` command line as a user runs it (subprocess): JSON answers, tables, exit code 2 on bad input, batch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+XLT = Path(sys.executable).parent / "xlt"
+CMD = [str(XLT)] if XLT.exists() else [sys.executable, "-m", "api.cli"]
+
+
+def xlt(*args, timeout=120):
+    return subprocess.run([*CMD, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def test_languages_search_json():
+    r = xlt("languages", "--search", "swa", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert rows[0]["code"] == "swh" and rows[0]["name"] == "Swahili"
+
+
+def test_models_and_tasks_tables():
+    r = xlt("models")
+    assert r.returncode == 0 and "xlm-r-large" in r.stdout and "mt5-base" in r.stdout
+    r = xlt("tasks", "--json")
+    assert r.returncode == 0 and "xnli" in {t["id"] for t in json.loads(r.stdout)}
+
+
+def test_rank_json_matches_the_api(client, model_dir):
+    r = xlt("rank", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "--candidates", "en,de,ar,hi,yo", "--json")
+    assert r.returncode == 0, r.stderr
+    cli = json.loads(r.stdout)["sources"]
+    api = client.post("/rank", json={"model": "xlm-r-large", "task": "xnli", "target": "sw",
+                                     "candidates": ["en", "de", "ar", "hi", "yo"]}).json()["sources"]
+    assert [s["source"] for s in cli] == [s["source"] for s in api]
+    assert [s["score"] for s in cli] == pytest.approx([s["score"] for s in api], abs=1e-9)
+
+
+def test_predict_explain_plot_and_curve(tmp_path, model_dir):
+    r = xlt("predict", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "-s", "en", "--json")
+    assert r.returncode == 0, r.stderr
+    pred = json.loads(r.stdout)
+    assert 0 < pred["predicted_score"] <= 100 and pred["lower80"] <= pred["predicted_score"] <= pred["upper80"]
+    png = tmp_path / "why.png"
+    r = xlt("explain", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "-s", "en", "--plot", png, "--json")
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)
+    assert e["base_value"] + sum(c["shap"] for c in e["contributions"]) == pytest.approx(e["prediction"], abs=1e-6)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = xlt("curve", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "-s", "en", "--ks", "0,10,100,1000")
+    assert r.returncode == 0 and "ln(1+k)" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("rank", "-m", "xlm-r-large", "-t", "xnli", "--target", "Swahilli"), "Swahili"),
+    (("predict", "-m", "gpt-9", "-t", "xnli", "--target", "sw"), "gpt-9"),
+    (("predict", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "--k", "-5"), "k"),
+    (("predict", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "--train-config", "en:abc;;de"), "train_config"),
+    (("explain", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "--plot", "x.gif"), ".png or .svg"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle, model_dir):
+    r = xlt(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("xlt: error:") and needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_batch_csv_to_parquet_and_missing_column(tmp_path, model_dir):
+    src = tmp_path / "q.csv"
+    src.write_text("model,task,source,target\nxlm-r-large,xnli,en,sw\nxlm-r-large,xnli,en,notalang\n"
+                   "xlm-r-large,xnli,de,sw\n")
+    r = xlt("batch", src, "-o", tmp_path / "o.parquet", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["errors"] == 1
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    assert out["error"].tolist()[0] == "" and out["error"].tolist()[1].startswith("line 3: ")
+    src.write_text("model,task,target\nxlm-r-large,xnli,sw\n")
+    r = xlt("batch", src, "-o", tmp_path / "o2.csv")
+    assert r.returncode == 2 and "source or train_config" in r.stderr
+    assert not (tmp_path / "o2.csv").exists()
+
+
+def test_all_pairs_subset(tmp_path, model_dir):
+    out = tmp_path / "pairs.parquet"
+    r = xlt("all-pairs", "-m", "xlm-r-large", "-t", "xnli", "--languages", "en,de,sw,yo", "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_parquet(out)
+    assert len(df) == 12 and set(df["source"]) == {"eng", "deu", "swh", "yor"}
+    assert (df["source"] != df["target"]).all() and df["predicted_score"].between(0, 100).all()
