@@ -84,10 +84,12 @@ def _model(model_id: str):
 
 @lru_cache(maxsize=None)
 def _script(code: str) -> str:
+    """ISO 15924 script, '' when unknown (Zzzz/Zyyy never count as a shared script)."""
     try:
-        return resolve(code).script or ""
+        script = resolve(code).script or ""
     except XltError:
         return ""
+    return "" if script in ("Zzzz", "Zyyy", "Zxxx") else script
 
 
 @lru_cache(maxsize=None)

@@ -149,10 +149,13 @@ def normalize(df: pd.DataFrame, strict: bool = False) -> tuple[pd.DataFrame, pd.
     task_col = _column(df, "task")
     type_col = _column(df, "task_type")
     if "task_type" in df.columns:
-        pair = task_col.astype(str) + "\x00" + type_col.astype(str)
-        lookup = {}
+        # Keys built by hand: pandas 3's astype(str) keeps None as missing, which would read as "no task".
+        keys, lookup = [], {}
         for t, tt in zip(task_col, type_col):
-            lookup.setdefault(f"{t}\x00{tt}", (t, None if _blank(tt) else tt))
+            key = f"{t}\x00{tt}"
+            keys.append(None if _blank(t) else key)
+            lookup.setdefault(key, (t, None if _blank(tt) else tt))
+        pair = pd.Series(keys, index=df.index, dtype=object)
         tasks = _resolve_unique(pair, lambda key: resolve_task(*lookup[key]), errors, "task", raised=raised)
         blank_task = task_col.map(_blank).to_numpy()
         errors[(errors == "") & blank_task] = "task is required"

@@ -43,7 +43,7 @@ def dataset_weights(obs: pd.DataFrame, power: float = 0.5) -> np.ndarray:
 class TransferRegressor(BaseEstimator, RegressorMixin):
     """LightGBM regressor of the transfer score (0–100) with +1 monotone constraints on source size and k."""
 
-    def __init__(self, n_estimators: int = 500, learning_rate: float = 0.05, num_leaves: int = 31,
+    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.08, num_leaves: int = 31,
                  min_child_samples: int = 20, subsample: float = 0.8, colsample_bytree: float = 0.8,
                  reg_lambda: float = 1.0, weight_power: float = 0.5, monotone: bool = True,
                  random_state: int = 0, n_jobs: int = 2):
@@ -64,9 +64,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             "objective": "regression", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
             "min_data_in_leaf": self.min_child_samples, "bagging_fraction": self.subsample, "bagging_freq": 1,
             "feature_fraction": self.colsample_bytree, "lambda_l2": self.reg_lambda, "seed": self.random_state,
-            "num_threads": self.n_jobs, "verbose": -1, "deterministic": True, "force_row_wise": True,
+            "num_threads": self.n_jobs, "verbose": -1, "max_bin": 127,
             "monotone_constraints": [1 if (self.monotone and f in MONOTONE_INCREASING) else 0 for f in FEATURE_NAMES],
-            "monotone_constraints_method": "advanced",
+            "monotone_constraints_method": "intermediate",
         }
 
     def fit_features(self, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None):
