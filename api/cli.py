@@ -15,9 +15,37 @@ from typing import Annotated, Optional
 
 import typer
 
+
+
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """Click/typer usage errors (a non-integer --k, an unknown option) as one line on stderr + exit 2, like every
+    other bad input, instead of a multi-line box; help screens are unchanged."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
+            from typer import _click as click
+        except ImportError:  # pragma: no cover
+            import click
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            typer.echo(f"xlt: error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("xlt: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(name="xlt", help="Predict cross-lingual transfer scores (mT5, XLM-R…): rank sources, few-shot "
                                    "curves, SHAP explanations, budget plans, CSV batch, REST API.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_OneLineUsageErrors)
 data_app = typer.Typer(help="The tidy training table.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
