@@ -40,6 +40,7 @@ class TransferPredictor:
         self.manifest = manifest
         self.background = background
         self.model_dir = model_dir
+        self._rank_memo = lru_cache(maxsize=2048)(self._rank_compute)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -146,13 +147,18 @@ class TransferPredictor:
 
     # ------------------------------------------------------------------ rank
     def rank(self, query: dict, candidates: list[str] | None = None, top: int | None = None,
-             reasons: int = 3) -> pd.DataFrame:
-        """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons."""
+             reasons: int = 3, reasons_top: int = 10) -> pd.DataFrame:
+        """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons.
+
+        Reasons (TreeSHAP, relative to the candidates' mean) are computed for the first `reasons_top` sources: SHAP
+        costs ~1–2 ms a row, so explaining 100 candidates would dominate the request. Answers are memoised per
+        canonical request (the model is immutable once loaded), so a repeated query costs microseconds.
+        """
         base = {k: v for k, v in query.items() if k not in ("source", "train_config", "candidates", "top")}
-        model = registry.resolve_model(_req(base, "model"))
+        model = registry.resolve_model(_str_field(_req(base, "model"), "model"))
         target = _field(resolve_code, _req(base, "target"), "target")
         if candidates is None:
-            cands = [c for c in registry.corpus_languages(model.id) if c != target]
+            cands = tuple(c for c in registry.corpus_languages(model.id) if c != target)
         else:
             if not isinstance(candidates, (list, tuple)):
                 raise BadValue("candidates must be a list of languages", field="candidates")
@@ -160,25 +166,36 @@ class TransferPredictor:
                 raise BadValue("candidates is empty: give at least one language or omit it", field="candidates")
             if len(candidates) > MAX_CANDIDATES:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
-            cands = []
+            seen: list[str] = []
             for i, c in enumerate(candidates):
                 code = _field(resolve_code, c, f"candidates[{i}]")
-                if code != target and code not in cands:
-                    cands.append(code)
-            if not cands:
+                if code != target and code not in seen:
+                    seen.append(code)
+            if not seen:
                 raise BadValue("every candidate is the target itself", field="candidates")
+            cands = tuple(seen)
         if top is not None:
             top = parse_count(top, "top")
             if top < 1:
                 raise BadValue("top must be >= 1", field="top")
+        key = (model.id, _str_field(_req(base, "task"), "task"), _opt_str(base.get("task_type"), "task_type"), target,
+               cands, _opt_count(base.get("source_size"), "source_size"), _opt_count(base.get("k"), "k"), top,
+               int(reasons), int(reasons_top))
+        return self._rank_memo(key).copy()
+
+    def _rank_compute(self, key) -> pd.DataFrame:
+        model, task, task_type, target, cands, source_size, k, top, reasons, reasons_top = key
+        first = {"model": model, "task": task, "task_type": task_type, "target": target, "source": cands[0],
+                 "source_size": source_size, "k": k}
+        norm0 = self._one(first)
+        size = int(norm0["source_size"].iloc[0])
+        kk = int(norm0["k"].iloc[0])
         n = len(cands)
-        table = pd.DataFrame({"model": [model.id] * n, "task": [base.get("task")] * n,
-                              "task_type": [base.get("task_type")] * n, "target": [target] * n, "source": cands,
-                              "source_size": [base.get("source_size")] * n, "k": [base.get("k")] * n})
-        norm, _ = normalize(table, strict=True)
+        norm = pd.concat([norm0] * n, ignore_index=True)
+        tail = f"{target}:{kk}" if kk else None
+        norm["train_config"] = [";".join(sorted([f"{c}:{size}"] + ([tail] if tail else []))) for c in cands]
         X = featurize(norm)
-        raw = self._raw(X)
-        scores = np.clip(raw, 0, 100)
+        scores = np.clip(self._raw(X), 0, 100)
         order = np.argsort(-scores, kind="stable")
         if top:
             order = order[:top]
@@ -188,10 +205,14 @@ class TransferPredictor:
             out[c] = v
         out["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         if reasons:
-            contrib = self._contrib(X)
-            mean = contrib.mean(axis=0) if n > 1 else None
-            vals = X.to_numpy(dtype=np.float64)
-            out["reasons"] = [top_reasons(contrib[i], vals[i], reasons, mean) for i in order]
+            explained = order[:reasons_top]
+            contrib = self._contrib(X.iloc[explained])
+            # Reasons say why this source beats the others: SHAP minus the mean over all candidates' SHAP, where
+            # the mean is estimated on the explained rows (target-level features cancel out either way).
+            mean = contrib.mean(axis=0) if len(explained) > 1 else None
+            vals = X.to_numpy(dtype=np.float64)[explained]
+            listed = [top_reasons(contrib[i], vals[i], reasons, mean) for i in range(len(explained))]
+            out["reasons"] = listed + [None] * (len(order) - len(explained))
         return out.reset_index(drop=True)
 
     # ------------------------------------------------------------------ curve
@@ -314,6 +335,20 @@ def _req(d: dict, key: str):
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadValue(f"{key} is required", field=key)
     return value
+
+
+def _str_field(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"{field} must be a string, got {type(value).__name__}", field=field)
+    return value
+
+
+def _opt_str(value, field: str) -> str | None:
+    return None if value is None else _str_field(value, field)
+
+
+def _opt_count(value, field: str) -> int | None:
+    return None if value is None else parse_count(value, field)
 
 
 def _field(fn, value, field: str):

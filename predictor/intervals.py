@@ -59,7 +59,7 @@ class ConformalIntervals:
         return obj
 
 
-def probability_best(scores: np.ndarray, sd: float, draws: int = 4000, seed: int = 0) -> np.ndarray:
+def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0) -> np.ndarray:
     """P(each candidate is truly best) when each score carries independent N(0, sd²) error relative to the others."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) == 0:
