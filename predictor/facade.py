@@ -212,7 +212,7 @@ class TransferPredictor:
             mean = contrib.mean(axis=0) if len(explained) > 1 else None
             vals = X.to_numpy(dtype=np.float64)[explained]
             listed = [top_reasons(contrib[i], vals[i], reasons, mean) for i in range(len(explained))]
-            out["reasons"] = listed + [None] * (len(order) - len(explained))
+            out["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
         return out.reset_index(drop=True)
 
     # ------------------------------------------------------------------ curve
