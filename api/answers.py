@@ -46,9 +46,14 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
     items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],
               "score": cols["predicted_score"][i], "lower80": cols["lower80"][i], "upper80": cols["upper80"][i],
               "lower90": cols["lower90"][i], "upper90": cols["upper90"][i], "p_best": cols["p_best"][i],
-              "reasons": rs[i] if rs is not None else []} for i in range(len(df))]
+              "reasons": _reasons(rs[i]) if rs is not None else None} for i in range(len(df))]
     return {"sources": items, "model": query.get("model"), "task": query.get("task"), "target": query.get("target"),
             "k": query.get("k"), "n_candidates": len(items) if top is None else None}
+
+
+def _reasons(value):
+    """A list of reason dicts, or None where the facade did not compute them (NaN/None from a DataFrame cell)."""
+    return value if isinstance(value, list) else None
 
 
 def explain_answer(p, query: dict) -> dict:

@@ -280,12 +280,12 @@ def rank(model: ModelOpt, task: TaskOpt, target: TargetOpt,
     ans = rank_answer(_predictor(), q, cands, top)
     if output:
         _write_frame([{**{kk: v for kk, v in s.items() if kk != "reasons"},
-                       "reasons": "; ".join(r["text"] for r in s["reasons"])} for s in ans["sources"]], output)
+                       "reasons": "; ".join(r["text"] for r in s["reasons"] or [])} for s in ans["sources"]], output)
     if json_out:
         return _print_json(ans)
     _table(f"Sources for {target} · {task} · {model}", ["#", "source", "score", "80% interval", "P(best)", "why"],
            [[s["rank"], f"{s['name']} ({s['source']})", s["score"], f"{s['lower80']:.1f}–{s['upper80']:.1f}",
-             f"{100 * s['p_best']:.0f}%", "; ".join(r["text"] for r in s["reasons"])] for s in ans["sources"]])
+             f"{100 * s['p_best']:.0f}%", "; ".join(r["text"] for r in s["reasons"] or [])] for s in ans["sources"]])
 
 
 @app.command()

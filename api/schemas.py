@@ -144,7 +144,9 @@ class RankedSource(_Out):
     lower90: float
     upper90: float
     p_best: float = Field(description="Probability that this source is the best of the candidates")
-    reasons: list[Reason] = []
+    reasons: list[Reason] | None = Field(
+        None, description="Top SHAP reasons in words; null where the predictor did not compute them (it explains "
+                          "the leading sources only, to keep /rank fast)")
 
 
 class RankResponse(_Out):
