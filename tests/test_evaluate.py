@@ -95,3 +95,20 @@ def test_score_protocol_and_reports(tmp_path, xnli):
     assert "LangRank's relevance convention" in md and "xnli_mt5" in md and "LangRankPlus best" in md
     js = json.loads((tmp_path / "accuracy.json").read_text())
     assert js["results"][proto.name]["always English"]["xnli_xlm-r"]["pl"]["value"] >= 0
+
+
+def test_interpret_on_langrankplus_rows(obs, tmp_path):
+    from predictor import interpret as I
+    sub = obs[obs["dataset"].eq("langrankplus")].reset_index(drop=True)
+    res = I.interpret(sub)
+    assert res["n_rows"] > 5000 and res["n_targets"] > 50
+    for spec in ("pooled", "within-target"):
+        s = res["specs"][spec]
+        assert 0 < s["r2"] < 1
+        assert set(s["partial_r2"]) <= set(I.GROUPS)
+        assert all(0 <= v < 1 for v in s["partial_r2"].values())
+        syn = next(c for c in s["coefficients"] if c["feature"] == "dist_syntactic")
+        assert syn["se"] > 0 and 0 <= syn["p"] <= 1
+    assert "lexical" in res["verdict"] and ("AGREE" in res["verdict"] or "agree" in res["verdict"])
+    md = I.render(res)
+    assert "| syntax |" in md and "clustered by target" in md
