@@ -27,9 +27,13 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, fmt: str) -> bytes:
+def _save(fig, fmt: str, tight: bool = False) -> bytes:
+    """Render once: fixed margins instead of bbox_inches='tight' (which draws twice), fast PNG compression."""
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, bbox_inches="tight")
+    if fmt == "png":
+        fig.savefig(buf, format="png", bbox_inches="tight" if tight else None, pil_kwargs={"compress_level": 1})
+    else:
+        fig.savefig(buf, format=fmt, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 
@@ -50,7 +54,9 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> by
         values.append(rest)
     labels, values = labels[::-1], values[::-1]  # biggest at the top
     starts = base + np.concatenate([[0.0], np.cumsum(values)[:-1]])  # bottom bar starts at the base value
-    fig = _figure(8, 0.45 * len(values) + 1.6)
+    height = 0.4 * len(values) + 1.2
+    fig = _figure(9, height)
+    fig.subplots_adjust(left=0.4, right=0.95, top=1 - 0.45 / height, bottom=0.7 / height)
     ax = fig.add_subplot(111)
     y = np.arange(len(values))
     colors = ["#d62728" if v > 0 else "#1f77b4" for v in values]
@@ -60,6 +66,7 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> by
                 fontsize=8)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
+    ax.margins(x=0.1)
     ax.axvline(base, color="grey", lw=0.8, ls="--")
     pred = float(explanation["prediction"])
     ax.axvline(pred, color="black", lw=0.8)
@@ -76,6 +83,7 @@ def curve(answer: dict, fmt: str = "png") -> bytes:
     ks = np.array([p["k"] for p in pts], dtype=float)
     ys = np.array([p["score"] for p in pts], dtype=float)
     fig = _figure(6.5, 3.6)
+    fig.subplots_adjust(left=0.11, right=0.97, top=0.9, bottom=0.15)
     ax = fig.add_subplot(111)
     x = ks + 1
     if all(p.get("lower80") is not None for p in pts):
@@ -120,7 +128,7 @@ def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
         fig = plt.gcf()
         fig.set_size_inches(9, 0.4 * max_display + 1.5)
         fig.suptitle("SHAP values over training rows (each dot one observation)", fontsize=10)
-        data = _save(fig, fmt)
+        data = _save(fig, fmt, tight=True)
         plt.close("all")
         _IMPORTANCE_CACHE[key] = data
         return data

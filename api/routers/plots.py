@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi import Query as QueryParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api import plots
@@ -23,28 +24,44 @@ def _image(data: bytes, fmt: str) -> Response:
     return Response(content=data, media_type=plots.MEDIA_TYPES[fmt], headers={"cache-control": "no-cache"})
 
 
+async def _cached_image(request: Request, kind: str, q, fmt: str, render) -> Response:
+    """Pictures are a pure function of (model, query): rendered once in the thread pool, then served from the LRU."""
+    p = get_predictor(request)
+    cache = request.app.state.answers
+    key = (kind, fmt, q.model_dump_json())
+    data = cache.get(p, key)
+    if data is None:
+        data = await run_in_threadpool(render, p)
+        cache.put(p, key, data)
+    return _image(data, fmt)
+
+
 @router.get("/explain/plot.png", response_class=Response, responses=_IMAGE)
-def explain_png(q: Annotated[Query, QueryParam()], p=Depends(get_predictor)):
+async def explain_png(q: Annotated[Query, QueryParam()], request: Request):
     """SHAP waterfall for one query (same parameters as POST /explain), PNG."""
-    return _image(plots.waterfall(explain_answer(p, q.as_query()), "png"), "png")
+    return await _cached_image(request, "waterfall", q, "png",
+                               lambda p: plots.waterfall(explain_answer(p, q.as_query()), "png"))
 
 
 @router.get("/explain/plot.svg", response_class=Response, responses=_IMAGE)
-def explain_svg(q: Annotated[Query, QueryParam()], p=Depends(get_predictor)):
+async def explain_svg(q: Annotated[Query, QueryParam()], request: Request):
     """SHAP waterfall for one query, SVG."""
-    return _image(plots.waterfall(explain_answer(p, q.as_query()), "svg"), "svg")
+    return await _cached_image(request, "waterfall", q, "svg",
+                               lambda p: plots.waterfall(explain_answer(p, q.as_query()), "svg"))
 
 
 @router.get("/plots/curve.png", response_class=Response, responses=_IMAGE)
-def curve_png(q: Annotated[CurveRequest, QueryParam()], p=Depends(get_predictor)):
+async def curve_png(q: Annotated[CurveRequest, QueryParam()], request: Request):
     """Few-shot curve for a query (same parameters as POST /curve; repeat `ks` for a custom grid), PNG."""
-    return _image(plots.curve(p.curve(q.as_query(), q.ks, q.target_score), "png"), "png")
+    return await _cached_image(request, "curve", q, "png",
+                               lambda p: plots.curve(p.curve(q.as_query(), q.ks, q.target_score), "png"))
 
 
 @router.get("/plots/curve.svg", response_class=Response, responses=_IMAGE)
-def curve_svg(q: Annotated[CurveRequest, QueryParam()], p=Depends(get_predictor)):
+async def curve_svg(q: Annotated[CurveRequest, QueryParam()], request: Request):
     """Few-shot curve, SVG."""
-    return _image(plots.curve(p.curve(q.as_query(), q.ks, q.target_score), "svg"), "svg")
+    return await _cached_image(request, "curve", q, "svg",
+                               lambda p: plots.curve(p.curve(q.as_query(), q.ks, q.target_score), "svg"))
 
 
 @router.get("/plots/importance.png", response_class=Response, responses=_IMAGE)
