@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from api.app import get_predictor
 from api.schemas import ERROR_RESPONSES, Health, LanguageOut, ModelOut, TasksResponse
