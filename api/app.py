@@ -150,6 +150,17 @@ def create_app(predictor=None, *, max_upload_mb: float = 50, cors_origins: list[
                           "suggestions": []})
         return JSONResponse({"detail": items}, status_code=422)
 
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        # FastAPI answers a body it cannot decode (bytes that are not UTF-8) with a bare 400; give it the same
+        # 422 shape as invalid JSON, with the field path. Other HTTP errors (404, 405) keep their status.
+        if exc.status_code == 400:
+            return JSONResponse(error_body(["body"], f"request body could not be read: {exc.detail}", "body_invalid"),
+                                status_code=422)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(PredictorUnavailable)
     async def _unavailable(request: Request, exc: PredictorUnavailable):
         return JSONResponse(error_body(["model"], str(exc), "model_not_ready"), status_code=503)

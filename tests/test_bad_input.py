@@ -137,6 +137,7 @@ RAW_BODIES = [
     ("truncated JSON", b'{"model":"xlm-r-large","task":', "body"),
     ("not JSON at all", b"hello", "body"),
     ("empty body bytes", b"", "body"),
+    ("body not UTF-8", b'{"model":"xlm-r-large","task":"xnli","target":"\xe9","source":"en"}', "body"),
 ]
 
 
