@@ -1,0 +1,81 @@
+"""Shared helpers for the benchmarks: start `xlt serve` on a free loopback port, time things, percentiles."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def xlt_cmd() -> list[str]:
+    exe = VENV_BIN / "xlt"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@contextlib.contextmanager
+def server(startup_s: float = 120, env: dict | None = None):
+    """`xlt serve` in its own process group; yields (base_url, pid, seconds to the first /health 200)."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([*xlt_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if p.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"xlt serve exited rc={p.returncode}: {log.read()[-400:]}")
+            try:
+                if http("GET", base + "/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.perf_counter() - t0 > startup_s:
+                raise RuntimeError(f"xlt serve did not answer /health within {startup_s}s")
+            time.sleep(0.02)
+        yield base, p.pid, time.perf_counter() - t0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(15)
+        log.close()
+        os.unlink(log.name)
+
+
+def percentile(values, q: float) -> float:
+    import numpy as np
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+    return psutil.Process(pid).memory_info().rss / (1 << 20)
