@@ -1,0 +1,92 @@
+"""Request latency on a real `xlt serve`, every figure measured side by side in one run (sequential client).
+
+Goals (issue 5): /rank over 100 candidates p50 ≤ 10 ms and ≤ 5 × /health p50; /explain p50 ≤ 30 ms; a PNG plot
+≤ 300 ms. Each question is asked twice over: the same request repeated (what a page reload or the acceptance check
+does: served from the answer cache) and a fresh request each time (a different `source_size`, so the model runs).
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import http, rss_mb, server  # noqa: E402
+
+CANDIDATES = ["en", "de", "fr", "es", "ru", "zh", "ar", "hi", "ja", "ko", "tr", "fi", "hu", "id", "vi", "th", "el",
+              "bg", "ur", "fa", "he", "it", "pt", "nl", "sv", "da", "no", "pl", "cs", "sk", "sl", "hr", "sr", "uk",
+              "be", "lt", "lv", "et", "ro", "ca", "eu", "gl", "cy", "ga", "is", "mt", "sq", "mk", "hy", "ka", "az",
+              "kk", "uz", "ky", "tg", "mn", "bn", "pa", "gu", "mr", "ta", "te", "kn", "ml", "si", "ne", "my", "km",
+              "lo", "ms", "tl", "jv", "su", "yo", "ig", "ha", "am", "so", "om", "xh", "zu", "af", "eo", "la", "ps",
+              "ku", "sd", "ug", "br", "fy", "gd", "or", "as", "mg", "ti", "ln", "wo", "qu", "gn", "yi"]
+RANK = {"model": "xlm-r-large", "task": "xnli", "target": "sw", "candidates": CANDIDATES}
+Q = {"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "en"}
+QS = "model=xlm-r-large&task=xnli&target=sw&source=en"
+
+
+def _p50(fn, n: int) -> float:
+    ts = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        status, body = fn(i)
+        ts.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            raise RuntimeError(f"status {status}: {body[:200]!r}")
+    return statistics.median(ts)
+
+
+def measure(n: int = 100, n_slow: int = 30) -> dict:
+    with server() as (b, pid, _):
+        for i in range(5):  # warm-up: first calls load SHAP/matplotlib paths
+            http("POST", b + "/rank", {**RANK, "source_size": 10 + i})
+            http("GET", b + f"/plots/curve.png?{QS}&source_size={10 + i}")
+        res = {}
+        res["health"] = _p50(lambda i: http("GET", b + "/health"), n)
+        res["rank100_cached"] = _p50(lambda i: http("POST", b + "/rank", RANK), n)
+        res["health_again"] = _p50(lambda i: http("GET", b + "/health"), n)
+        res["rank100_fresh"] = _p50(lambda i: http("POST", b + "/rank", {**RANK, "source_size": 1000 + i}), n_slow)
+        res["rank100_fresh_no_reasons"] = _p50(
+            lambda i: http("POST", b + "/rank", {**RANK, "source_size": 5000 + i, "reasons": 0}), n_slow)
+        res["predict_fresh"] = _p50(lambda i: http("POST", b + "/predict", {**Q, "source_size": 1000 + i}), n_slow)
+        res["explain_cached"] = _p50(lambda i: http("POST", b + "/explain", Q), n)
+        res["explain_fresh"] = _p50(lambda i: http("POST", b + "/explain", {**Q, "source_size": 1000 + i}), n_slow)
+        res["curve_png"] = _p50(lambda i: http("GET", b + f"/plots/curve.png?{QS}&source_size={2000 + i}"), n_slow)
+        res["waterfall_png"] = _p50(lambda i: http("GET", b + f"/explain/plot.png?{QS}&source_size={2000 + i}"),
+                                    n_slow)
+        res["rss_mb"] = rss_mb(pid)
+    res["health_p50"] = min(res["health"], res["health_again"])
+    return res
+
+
+def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
+    h = r["health_p50"]
+    return [
+        ("/health p50 (yardstick)", f"{h:.2f} ms", None, "same run, sequential client on loopback"),
+        ("/rank (100 candidates, repeated request) p50 ≤ 10 ms and ≤ 5 × /health",
+         f"{r['rank100_cached']:.2f} ms = {r['rank100_cached'] / h:.1f} × /health",
+         r["rank100_cached"] <= 10 and r["rank100_cached"] <= 5 * h, "answer cache hit (what the acceptance check does)"),
+        ("/rank (100 candidates, fresh request each time) p50 ≤ 10 ms and ≤ 5 × /health",
+         f"{r['rank100_fresh']:.1f} ms = {r['rank100_fresh'] / h:.0f} × /health",
+         r["rank100_fresh"] <= 10 and r["rank100_fresh"] <= 5 * h,
+         f"model runs: features + LightGBM + TreeSHAP reasons for 100 rows; without reasons "
+         f"{r['rank100_fresh_no_reasons']:.1f} ms"),
+        ("/predict (fresh) p50", f"{r['predict_fresh']:.1f} ms", None, "score + interval + two yardstick predictions"),
+        ("/explain p50 ≤ 30 ms", f"fresh {r['explain_fresh']:.1f} ms; repeated {r['explain_cached']:.2f} ms",
+         r["explain_fresh"] <= 30, "fresh = TreeSHAP on one row"),
+        ("PNG plot ≤ 300 ms", f"curve {r['curve_png']:.0f} ms; SHAP waterfall {r['waterfall_png']:.0f} ms",
+         max(r["curve_png"], r["waterfall_png"]) <= 300, "fresh query each time (matplotlib Agg render)"),
+    ]
+
+
+def main() -> int:
+    r = measure()
+    for goal, measured, met, note in rows(r):
+        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
