@@ -14,11 +14,10 @@ import numpy as np
 
 
 def covered_languages() -> list[str]:
-    """Canonical codes that the URIEL features cover (the languages all-pairs enumerates by default)."""
+    """Canonical codes the features cover: languages with observed URIEL typology (see typology.observed_languages)."""
     from features import typology
-    from features.languages import all_languages
 
-    return [l.code for l in all_languages() if typology.has_language(l.code)]
+    return list(typology.observed_languages())
 
 
 def _blocks(langs: list[str], chunk_rows: int):
@@ -28,7 +27,6 @@ def _blocks(langs: list[str], chunk_rows: int):
 
 
 def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
-    import pandas as pd
     import pyarrow as pa
 
     n_t = len(targets)
@@ -36,15 +34,14 @@ def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
     tgt = np.tile(np.asarray(targets, dtype=object), len(sources))
     keep = src != tgt
     src, tgt = src[keep], tgt[keep]
-    q = pd.DataFrame({"model": base["model"], "task": base["task"], "task_type": base.get("task_type"),
-                      "target": tgt, "source": src, "source_size": base.get("source_size"), "k": base.get("k")})
-    out = predictor.predict(q)
+    out = predictor.predict_pairs(base["model"], base["task"], src, tgt, task_type=base.get("task_type"),
+                                  source_size=base.get("source_size"), k=base.get("k") or 0)
     score = out["predicted_score"].to_numpy(dtype=np.float64)
     return pa.table({"source": pa.array(src.astype(str)), "target": pa.array(tgt.astype(str)),
                      "predicted_score": pa.array(score, mask=np.isnan(score)),
                      "lower80": pa.array(out["lower80"].to_numpy(dtype=np.float64)),
                      "upper80": pa.array(out["upper80"].to_numpy(dtype=np.float64)),
-                     "error": pa.array(out["error"].astype(str).to_numpy())})
+                     "error": pa.array(np.full(len(src), ""))})
 
 
 _WORKER_PREDICTOR = None

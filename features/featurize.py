@@ -165,75 +165,134 @@ def _group_min(rows: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.isinf(out), np.nan, out)
 
 
-def featurize(norm: pd.DataFrame) -> pd.DataFrame:
-    """One float32 row of FEATURE_NAMES per canonical query (rows with empty train_config come out NaN)."""
-    n = len(norm)
+def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndarray:
+    """fn applied once per distinct value of `values`, broadcast back (values may be millions of repeated codes)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=dtype)
+    codes, uniques = pd.factorize(values)
+    table = np.array([fn(u) for u in uniques] + [default], dtype=dtype)
+    return table[codes]  # code -1 (missing) picks the trailing default
+
+
+@lru_cache(maxsize=None)
+def _overlap_dense(family: str) -> tuple[dict[str, int], np.ndarray]:
+    table = _overlap_table().get(family, {})
+    langs = sorted({a for a, _ in table} | {b for _, b in table})
+    index = {c: i for i, c in enumerate(langs)}
+    m = np.full((len(langs) + 1, len(langs) + 1), np.nan)  # last row/column: language without overlap data
+    for (a, b), v in table.items():
+        m[index[a], index[b]] = v
+    return index, m
+
+
+def _pair_features(langs: np.ndarray, tgts: np.ndarray, families: np.ndarray, corpora: np.ndarray) -> dict:
+    """Per (source, target) pair: six distances, coverage, script/family match, subword overlap, source share."""
+    dist = typology.pair_distances(langs, tgts)
+    out = {k: np.asarray(dist[k], dtype=np.float64) for k in (*DISTANCE_KINDS, "coverage")}
+    both = np.concatenate([langs, tgts])
+    codes, uniques = pd.factorize(both)
+    li, ti = codes[: len(langs)], codes[len(langs):]
+    script = np.array([_script(u) for u in uniques], dtype=object)
+    sid = pd.factorize(script)[0]
+    known = script != ""
+    out["same_script"] = ((sid[li] == sid[ti]) & known[li]).astype(np.float64)
+    family = np.array([_family(u) for u in uniques], dtype=object)
+    fid = pd.factorize(family)[0]
+    fknown = family != ""
+    out["same_family"] = ((fid[li] == fid[ti]) & fknown[li]).astype(np.float64)
+    ov = np.full(len(langs), np.nan)
+    src_share = np.zeros(len(langs))
+    for fam in pd.unique(families):
+        sel = families == fam
+        index, m = _overlap_dense(fam)
+        oi = np.array([index.get(u, len(index)) for u in uniques], dtype=np.int64)
+        ov[sel] = m[oi[li[sel]], oi[ti[sel]]]
+    for corpus in pd.unique(corpora):
+        sel = corpora == corpus
+        shares = _corpus_shares(corpus) if corpus else {}
+        per = np.array([shares.get(u, 0.0) for u in uniques], dtype=np.float64)
+        src_share[sel] = per[li[sel]]
+    out["subword_overlap"] = ov
+    out["src_pretrain_log"] = _ppm_log(src_share)
+    return out
+
+
+def _target_features(corpora: np.ndarray, targets: np.ndarray) -> dict:
+    """Per (corpus, target): the target's own pretraining share and its nearest present relative's."""
+    cc, cu = pd.factorize(np.asarray(corpora, dtype=object))
+    tc, tu = pd.factorize(np.asarray(targets, dtype=object))
+    codes, uniques = pd.factorize(cc.astype(np.int64) * (len(tu) + 1) + tc)
+
+    def one(key: int) -> tuple[float, float, float]:
+        ci, ti = divmod(int(key), len(tu) + 1)
+        corpus, target = (cu[ci] if ci >= 0 else ""), (tu[ti] if 0 <= ti < len(tu) else "")
+        if not corpus or not target:
+            return (np.nan, np.nan, np.nan)
+        shares = _corpus_shares(corpus)
+        rel, d = nearest_relative(corpus, target)
+        return (shares.get(target, 0.0), shares.get(rel, 0.0) if rel else 0.0, d)
+
+    table = np.array([one(u) for u in uniques] + [(np.nan, np.nan, np.nan)], dtype=np.float64)
+    t = table[codes]
+    return {"tgt_pretrain_log": _ppm_log(t[:, 0]), "tgt_in_corpus": (t[:, 0] > 0).astype(np.float64),
+            "tgt_relative_pretrain_log": _ppm_log(t[:, 1]), "tgt_relative_distance": t[:, 2]}
+
+
+def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, source_size: np.ndarray,
+                    k: np.ndarray, rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, index=None) -> pd.DataFrame:
+    n = len(models)
     out = {name: np.full(n, np.nan) for name in FEATURE_NAMES}
     if n == 0:
-        return pd.DataFrame({k: v.astype(np.float32) for k, v in out.items()}, columns=FEATURE_NAMES)
+        return pd.DataFrame({c: v.astype(np.float32) for c, v in out.items()}, columns=FEATURE_NAMES)
+    models = np.asarray(models, dtype=object)
+    targets = np.asarray(targets, dtype=object)
+    families = _gather(models, lambda m: _model(m).family if m else "", dtype=object, default="")
+    corpora = _gather(models, lambda m: _model(m).corpus if m else "", dtype=object, default="")
 
-    model_ids = norm["model"].to_numpy()
-    targets = norm["target"].to_numpy().astype(object)
-    specs = {m: _model(m) for m in pd.unique(model_ids) if m}
-    families = np.array([specs[m].family if m else "" for m in model_ids], dtype=object)
-    corpora = np.array([specs[m].corpus if m else "" for m in model_ids], dtype=object)
-
-    rows, langs, counts = explode(norm)
     if len(rows):
-        w = counts / np.bincount(rows, weights=counts, minlength=n)[rows]
-        tgt_of_pair = targets[rows]
-        dist = typology.pair_distances(langs.astype(str), tgt_of_pair.astype(str))
+        single = len(rows) == n and bool((rows == np.arange(n)).all())  # one source per query: no reduction
+        pair = _pair_features(langs, targets[rows], families[rows], corpora[rows])
+        w = np.ones(len(rows)) if single else counts / np.bincount(rows, weights=counts, minlength=n)[rows]
+        mean = (lambda x: x) if single else (lambda x: _weighted_mean(rows, w, x, n))  # noqa: E731
         for kind in DISTANCE_KINDS:
-            x = np.asarray(dist[kind], dtype=np.float64)
-            out[f"dist_{kind}"] = _weighted_mean(rows, w, x, n)
-            out[f"dist_{kind}_min"] = _group_min(rows, x, n)
-        out["uriel_coverage"] = _weighted_mean(rows, w, np.asarray(dist["coverage"], dtype=np.float64), n)
-
-        script_pair = np.array([_script(a) == _script(b) and _script(a) != "" for a, b in zip(langs, tgt_of_pair)],
-                               dtype=np.float64)
-        out["same_script"] = _weighted_mean(rows, w, script_pair, n)
-        fam_pair = np.array([(_family(a) == _family(b)) and _family(a) != "" for a, b in zip(langs, tgt_of_pair)],
-                            dtype=np.float64)
-        out["same_family"] = _weighted_mean(rows, w, fam_pair, n)
-
-        overlap = _overlap_table()
-        fam_of_pair = families[rows]
-        ov = np.array([overlap.get(f, {}).get((a, b), np.nan) for f, a, b in zip(fam_of_pair, langs, tgt_of_pair)],
-                      dtype=np.float64)
-        out["subword_overlap"] = _weighted_mean(rows, w, ov, n)
-
-        corp_of_pair = corpora[rows]
-        src_share = np.array([_corpus_shares(c).get(a, 0.0) for c, a in zip(corp_of_pair, langs)], dtype=np.float64)
-        out["src_pretrain_log"] = _weighted_mean(rows, w, _ppm_log(src_share), n)
+            out[f"dist_{kind}"] = mean(pair[kind])
+            out[f"dist_{kind}_min"] = pair[kind] if single else _group_min(rows, pair[kind], n)
+        out["uriel_coverage"] = mean(pair["coverage"])
+        for name in ("same_script", "same_family", "subword_overlap", "src_pretrain_log"):
+            out[name] = mean(pair[name])
         out["n_source_languages"] = np.bincount(rows, minlength=n).astype(np.float64)
     else:
         out["n_source_languages"] = np.zeros(n)
 
-    tgt_share = np.zeros(n)
-    rel_share = np.zeros(n)
-    rel_dist = np.full(n, np.nan)
-    for key in pd.unique(pd.Series(corpora.astype(str)) + "\x00" + pd.Series(targets.astype(str))):
-        corpus, _, target = key.partition("\x00")
-        if not corpus or not target:
-            continue
-        sel = (corpora == corpus) & (targets == target)
-        shares = _corpus_shares(corpus)
-        tgt_share[sel] = shares.get(target, 0.0)
-        rel, d = nearest_relative(corpus, target)
-        rel_share[sel] = shares.get(rel, 0.0) if rel else 0.0
-        rel_dist[sel] = d
-    out["tgt_pretrain_log"] = _ppm_log(tgt_share)
-    out["tgt_in_corpus"] = (tgt_share > 0).astype(np.float64)
-    out["tgt_relative_pretrain_log"] = _ppm_log(rel_share)
-    out["tgt_relative_distance"] = rel_dist
-
-    out["log_source_size"] = np.log1p(norm["source_size"].to_numpy(dtype=np.float64))
-    out["log1p_k"] = np.log1p(norm["k"].to_numpy(dtype=np.float64))
-    params = np.array([specs[m].n_params if m and specs[m].n_params else np.nan for m in model_ids], dtype=np.float64)
+    out.update(_target_features(corpora, targets))
+    out["log_source_size"] = np.log1p(np.asarray(source_size, dtype=np.float64))
+    out["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))
+    params = _gather(models, lambda m: (_model(m).n_params or np.nan) if m else np.nan)
     out["model_log_params"] = np.log10(params)
     fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
-    out["model_family"] = np.array([fam_code.get(f, np.nan) for f in families], dtype=np.float64)
+    out["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))
     type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
-    out["task_type"] = np.array([type_code.get(t, np.nan) for t in norm["task_type"].to_numpy()], dtype=np.float64)
+    out["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))
+    return pd.DataFrame({c: out[c].astype(np.float32) for c in FEATURE_NAMES}, index=index, columns=FEATURE_NAMES)
 
-    return pd.DataFrame({k: out[k].astype(np.float32) for k in FEATURE_NAMES}, index=norm.index, columns=FEATURE_NAMES)
+
+def featurize(norm: pd.DataFrame) -> pd.DataFrame:
+    """One float32 row of FEATURE_NAMES per canonical query (rows with empty train_config come out NaN)."""
+    rows, langs, counts = explode(norm)
+    return _featurize_core(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
+                           norm["target"].to_numpy(dtype=object), norm["source_size"].to_numpy(dtype=np.float64),
+                           norm["k"].to_numpy(dtype=np.float64), rows, langs, counts, index=norm.index)
+
+
+def featurize_pairs(model: str, task_type: str, sources: np.ndarray, targets: np.ndarray, source_size: int,
+                    k: int = 0) -> pd.DataFrame:
+    """Features for many single-source queries sharing model, task and sizes (all-pairs), without query strings.
+
+    `model`, `task_type` and the language codes must already be canonical (resolve them first).
+    """
+    n = len(sources)
+    sources = np.asarray(sources, dtype=object)
+    targets = np.asarray(targets, dtype=object)
+    return _featurize_core(np.full(n, model, dtype=object), np.full(n, task_type, dtype=object), targets,
+                           np.full(n, float(source_size)), np.full(n, float(k)), np.arange(n, dtype=np.int64),
+                           sources, np.full(n, float(source_size)))

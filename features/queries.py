@@ -189,10 +189,12 @@ def normalize(df: pd.DataFrame, strict: bool = False) -> tuple[pd.DataFrame, pd.
         elif source_codes[i] is not None:
             size = sizes[i] if sizes[i] is not None else task.train_size
             if size is None:
-                errors[i] = (f"source_size is required: task {task.id!r} has no known training-set size")
+                errors[i] = f"source_size is required: task {task.id!r} has no known training-set size"
+                raised.setdefault("source_size", BadValue(errors[i], field="source_size"))
                 continue
             if size <= 0:
                 errors[i] = "source_size must be > 0"
+                raised.setdefault("source_size", BadValue(errors[i], field="source_size"))
                 continue
             mix = {source_codes[i]: int(size)}
         else:

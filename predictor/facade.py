@@ -15,7 +15,7 @@ import pandas as pd
 
 from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
-from features.featurize import FEATURE_NAMES, featurize
+from features.featurize import FEATURE_NAMES, featurize, featurize_pairs
 from features.languages import resolve, resolve_code
 from features.queries import normalize, parse_count
 from predictor import artifacts
@@ -67,7 +67,7 @@ class TransferPredictor:
 
     # ------------------------------------------------------------------ core
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X[FEATURE_NAMES].to_numpy(dtype=np.float32), num_threads=1 if len(X) < 5000 else 0)
+        return self.booster.predict(X[FEATURE_NAMES].to_numpy(dtype=np.float32), num_threads=1 if len(X) < 5000 else 2)
 
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(X[FEATURE_NAMES].to_numpy(dtype=np.float32), pred_contrib=True, num_threads=1)
@@ -99,6 +99,33 @@ class TransferPredictor:
             out[c] = v
         out["error"] = errors.to_numpy()
         return out
+
+    def predict_pairs(self, model: str, task: str, sources, targets, task_type: str | None = None,
+                      source_size: int | None = None, k: int = 0) -> pd.DataFrame:
+        """Scores for many (source, target) pairs under one model/task/size: the all-pairs fast path.
+
+        Skips per-row query parsing (the languages must be canonical codes); same features, same model.
+        """
+        spec = registry.resolve_model(model)
+        tspec = registry.resolve_task(task, task_type)
+        size = parse_count(source_size, "source_size") if source_size is not None else tspec.train_size
+        if not size:
+            raise BadValue(f"source_size is required: task {tspec.id!r} has no known training-set size",
+                           field="source_size")
+        X = featurize_pairs(spec.id, tspec.task_type, np.asarray(sources, dtype=object),
+                            np.asarray(targets, dtype=object), size, parse_count(k, "k"))
+        scores = np.clip(self._raw(X), 0, 100)
+        out = pd.DataFrame({"predicted_score": scores})
+        for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type)).items():
+            out[c] = v
+        return out
+
+    def background_shap(self) -> tuple[np.ndarray, np.ndarray]:
+        """A sample of training feature rows and their SHAP values (for the beeswarm importance plot)."""
+        if self.background is None:
+            raise ModelNotReady("this model was saved without a background sample; retrain with `xlt train`")
+        X = self.background[FEATURE_NAMES]
+        return X.to_numpy(dtype=np.float64), self._contrib(X)
 
     def _one(self, query: dict) -> pd.DataFrame:
         """Normalise a single query strictly: raises the XltError of its first bad field."""
