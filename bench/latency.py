@@ -71,7 +71,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
         ("/rank (100 candidates, fresh request each time) p50 ≤ 10 ms and ≤ 5 × /health",
          f"{r['rank100_fresh']:.1f} ms = {r['rank100_fresh'] / h:.0f} × /health",
          r["rank100_fresh"] <= 10 and r["rank100_fresh"] <= 5 * h,
-         f"model runs: features + LightGBM + TreeSHAP reasons for 100 rows; without reasons "
+         f"model runs: features + LightGBM for 100 rows + TreeSHAP reasons for the top sources; with `reasons: 0` "
          f"{r['rank100_fresh_no_reasons']:.1f} ms"),
         ("/predict (fresh) p50", f"{r['predict_fresh']:.1f} ms", None, "score + interval + two yardstick predictions"),
         ("/explain p50 ≤ 30 ms", f"fresh {r['explain_fresh']:.1f} ms; repeated {r['explain_cached']:.2f} ms",

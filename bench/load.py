@@ -1,0 +1,73 @@
+"""The full load test: 50 concurrent clients for 60 s against a real `xlt serve` on loopback, mixed /rank,
+/predict, /explain and /batch. Goals: zero errors, p50/p99 per endpoint reported, server RSS growth under 10%.
+
+RSS growth is measured from the end of a warm-up (the same mix, 15 s, not counted) to the end of the run, so it
+shows what a long-running server keeps growing by, not the one-off cost of first touching SHAP, matplotlib, the
+typology arrays and the answer cache's first entries. Peak RSS during the run is reported as well.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import loadgen  # noqa: E402
+from bench.common import rss_mb, server  # noqa: E402
+
+SECONDS, CLIENTS, WARMUP_S = 60, 50, 15
+
+
+def measure(seconds: float = SECONDS, clients: int = CLIENTS, warmup_s: float = WARMUP_S) -> dict:
+    with server() as (b, pid, _):
+        rss_start = rss_mb(pid)
+        warm = loadgen.run(b, warmup_s, clients, seed=1)
+        rss_warm = rss_mb(pid)
+        peak = [rss_warm]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.5):
+                peak.append(rss_mb(pid))
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        t0 = time.perf_counter()
+        res = loadgen.run(b, seconds, clients, seed=2)
+        wall = time.perf_counter() - t0
+        stop.set()
+        t.join()
+        rss_end = rss_mb(pid)
+    return {"seconds": seconds, "clients": clients, "wall_s": wall, "requests": res.requests,
+            "errors": len(res.errors) + len(warm.errors), "first_errors": (warm.errors + res.errors)[:5],
+            "per_endpoint": res.summary(), "rss_start_mb": rss_start, "rss_warm_mb": rss_warm, "rss_end_mb": rss_end,
+            "rss_peak_mb": max(peak), "growth": (rss_end - rss_warm) / rss_warm}
+
+
+def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
+    per = r["per_endpoint"]
+    lat = "; ".join(f"{k} p50 {v['p50_ms']:.0f} / p99 {v['p99_ms']:.0f} ms (n={v['n']})" for k, v in per.items())
+    return [
+        (f"load {r['seconds']:.0f} s × {r['clients']} clients, mixed endpoints: zero errors",
+         f"{r['errors']} errors in {r['requests']:,} requests ({r['requests'] / r['wall_s']:.0f} req/s)",
+         r["errors"] == 0, "; ".join(r["first_errors"])[:200] or "every answer 200; batch bad row reported"),
+        ("load: p50 / p99 per endpoint (50 clients queueing on one worker)", lat, None,
+         "latency under load is queueing: 50 clients share one uvicorn worker on 2 cores"),
+        ("load: server RSS growth < 10%",
+         f"{100 * r['growth']:+.1f}% ({r['rss_warm_mb']:.0f} → {r['rss_end_mb']:.0f} MB; peak {r['rss_peak_mb']:.0f} MB)",
+         r["growth"] < 0.10, f"from end of a {WARMUP_S} s warm-up (RSS at start {r['rss_start_mb']:.0f} MB)"),
+    ]
+
+
+def main() -> int:
+    r = measure()
+    for goal, measured, met, note in rows(r):
+        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")
+    return 0 if r["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
