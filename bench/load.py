@@ -58,7 +58,8 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
          "latency under load is queueing: 50 clients share one uvicorn worker on 2 cores"),
         ("load: server RSS growth < 10%",
          f"{100 * r['growth']:+.1f}% ({r['rss_warm_mb']:.0f} → {r['rss_end_mb']:.0f} MB; peak {r['rss_peak_mb']:.0f} MB)",
-         r["growth"] < 0.10, f"from end of a {WARMUP_S} s warm-up (RSS at start {r['rss_start_mb']:.0f} MB)"),
+         r["growth"] < 0.10, f"from end of a {WARMUP_S} s warm-up (RSS at start {r['rss_start_mb']:.0f} MB); includes the "
+         "answer cache filling up (bounded: api/cache.py caps it at 4,096 answers / 64 MB)"),
     ]
 
 
