@@ -22,5 +22,5 @@ def test_short_mixed_load_has_zero_errors(model_dir):
     assert not res.errors, res.errors[:5]
     counts = {k: len(v) for k, v in res.latencies.items()}
     assert set(counts) == {"rank", "predict", "explain", "batch"}, counts
-    assert res.requests >= 20, counts  # it really ran (a loaded 2-core box still does far more)
+    assert res.requests >= 10, counts  # it really ran (even a busy 2-core box does several times more)
     assert 50 < rss < 4096
