@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -166,12 +167,17 @@ def _build_net(n_num: int, lang_dim: int, n_task_types: int, n_families: int, n_
             layers.append(nn.Linear(width, 1))
             self.mlp = nn.Sequential(*layers)
 
-        def forward(self, x, table, tgt, src, w, tt, fam, task, model):
+        def forward(self, x, table, tgt, src, w, tt, fam, task, model, cold=None, anchors=None):
+            """`cold` (training only): rows whose languages use the bare URIEL anchors, as an unseen language would."""
             e_t = table[tgt]
             # size-weighted mean of the sources as a (batch × languages) weight matrix times the table: a matmul's
             # backward is far cheaper than scatter-adding the gradient of a (batch × width × dim) gather
             mix = torch.zeros(len(tgt), table.shape[0], dtype=table.dtype).scatter_add_(1, src, w)
             e_s = mix @ table
+            if cold is not None:
+                c = cold.unsqueeze(1)
+                e_t = torch.where(c, anchors[tgt], e_t)
+                e_s = torch.where(c, mix @ anchors, e_s)
             z = torch.cat([x, e_t, e_s, e_t * e_s, (e_t - e_s).abs(), self.task_type(tt), self.family(fam),
                            self.task(task), self.model(model)], dim=1)
             return self.mlp(z).squeeze(-1)
@@ -187,7 +193,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
     def __init__(self, hidden: tuple[int, ...] = (256, 128), type_dim: int = 4, id_dim: int = 6,
                  dropout: float = 0.1, epochs: int = 12, batch_size: int = 512, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, lang_penalty: float = 1e-2, id_penalty: float = 1e-2,
-                 weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
+                 lang_dropout: float = 0.0, id_dropout: float = 0.0, weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
         self.hidden = hidden
         self.type_dim = type_dim
         self.id_dim = id_dim
@@ -198,6 +204,8 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         self.weight_decay = weight_decay
         self.lang_penalty = lang_penalty
         self.id_penalty = id_penalty
+        self.lang_dropout = lang_dropout
+        self.id_dropout = id_dropout
         self.weight_power = weight_power
         self.random_state = random_state
         self.n_threads = n_threads
@@ -268,8 +276,10 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
 
         raw = X[NUMERIC_FEATURES].to_numpy(dtype=np.float64)
         self.feature_names_ = list(FEATURE_NAMES)
-        self.num_mean_ = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)
-        sd = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
+        with warnings.catch_warnings():   # a column all-NaN in this slice: mean 0, scale 1, indicator carries it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.num_mean_ = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)
+            sd = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
         self.num_scale_ = np.where(sd > 1e-8, sd, 1.0)
         self.missing_cols_ = np.flatnonzero(np.isnan(raw).any(axis=0))
         self.n_task_types_ = len(registry.TASK_TYPES)
@@ -321,8 +331,13 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
             for b in range(steps_per_epoch):
                 idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
                 table = anchors + net.lang_delta(vidx)
+                cold = (torch.rand(len(idx), generator=gen) < self.lang_dropout) if self.lang_dropout > 0 else None
+                task, model = inp["task"][idx], inp["model"][idx]
+                if self.id_dropout > 0:   # teach the unseen-task / unseen-model path (id 0 = unknown)
+                    task = torch.where(torch.rand(len(idx), generator=gen) < self.id_dropout, 0, task)
+                    model = torch.where(torch.rand(len(idx), generator=gen) < self.id_dropout, 0, model)
                 pred = net(inp["x"][idx], table, inp["tgt"][idx], inp["src"][idx], inp["w"][idx], inp["tt"][idx],
-                           inp["fam"][idx], inp["task"][idx], inp["model"][idx])
+                           inp["fam"][idx], task, model, cold, anchors)
                 wb = w[idx]
                 loss = (wb * (pred - y[idx]) ** 2).sum() / wb.sum()
                 reg = (self.lang_penalty * net.lang_delta.weight.pow(2).sum() / n_seen
@@ -445,3 +460,154 @@ def _atomic_bytes(path: Path, write) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return digest
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# side-by-side comparison with the LightGBM regressor (`python -m predictor.neural --compare` → reports/neural.md)
+
+COMPARE_PROTOCOLS = ("xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out")
+LGBM, NEURAL, ENSEMBLE = "LightGBM (TransferRegressor)", "neural (NeuralTransferRegressor)", "mean of the two"
+
+
+def neural_fit_predict(params: dict | None = None):
+    """`fit_predict(train, test)` for predictor.evaluate, features from the evaluation's shared cache."""
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        from predictor.baselines import FEATURES
+        m = NeuralTransferRegressor(**(params or {})).fit(train, X=FEATURES.get(train))
+        return m.predict(test, X=FEATURES.get(test))
+    fit_predict.__name__ = "neural"
+    return fit_predict
+
+
+def out_of_fold_predictions(names=COMPARE_PROTOCOLS, params: dict | None = None, cache: Path | None = None,
+                            log=print) -> tuple[dict, dict]:
+    """(protocols by name, {method: {protocol: pooled out-of-fold predictions}}) for LightGBM, neural, ensemble.
+
+    The ensemble is the row-wise mean of the two pooled out-of-fold arrays: every row's two predictions come from
+    models fitted on the same training fold, so this equals averaging inside each fold. With `cache`, each method's
+    arrays are stored as .npz there and reused."""
+    import time
+
+    from predictor import protocols as P
+    from predictor.baselines import xlt_model
+    from predictor.evaluate import run_folds
+
+    obs = P.load_observations()
+    protos = [P.leave_task_out(obs) if n == "leave_task_out" else P.build(n, obs) for n in names]
+    methods = {LGBM: xlt_model(), NEURAL: neural_fit_predict(params)}
+    preds = {}
+    for label, fp in methods.items():
+        f = Path(cache) / f"oof_{'lgbm' if label == LGBM else 'neural'}.npz" if cache else None
+        if f is not None and f.exists():
+            with np.load(f, allow_pickle=False) as z:
+                if set(z.files) >= set(names):
+                    preds[label] = {n: z[n] for n in names}
+                    log(f"{label}: cached {f}")
+                    continue
+        t0 = time.perf_counter()
+        preds[label] = run_folds(protos, fp, log=log)
+        log(f"{label}: {time.perf_counter() - t0:.0f}s")
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(f, **preds[label])
+    preds[ENSEMBLE] = {n: (preds[LGBM][n] + preds[NEURAL][n]) / 2 for n in names}
+    return {p.name: p for p in protos}, preds
+
+
+def monotonicity_report(model, obs: pd.DataFrame, n_queries: int = 300, seed: int = 0) -> dict:
+    """How often predictions rise with k (target examples) and with source size, on real single-source queries.
+
+    For sampled zero-shot single-source observation rows, the mix is rewritten to `src:n;tgt:k` over a grid."""
+    from predictor.protocols import single_source_mask
+
+    base = obs.loc[single_source_mask(obs)].sample(n=n_queries, random_state=seed).reset_index(drop=True)
+    src = base["train_config"].str.split(":").str[0]
+    n_src = base["train_config"].str.split(":").str[1].astype(int)
+    out = {}
+    for label, grid, make in (
+            ("k", [0, 10, 50, 100, 500, 1000, 5000, 10000],
+             lambda g: src + ":" + n_src.astype(str) + ";" + base["target"] + ":" + str(g)),
+            ("source_size", [100, 1000, 5000, 10000, 50000, 100000],
+             lambda g: src + ":" + str(g))):
+        curves = []
+        for g in grid:
+            q = base.copy()
+            q["train_config"] = make(g)
+            if label == "k":
+                q.loc[src == q["target"], "train_config"] = q["target"] + ":" + str(g)
+            curves.append(model.predict(q))
+        c = np.stack(curves, axis=1)
+        steps = np.diff(c, axis=1)
+        out[label] = {"grid": grid, "share_curves_monotone": float((steps >= -1e-9).all(axis=1).mean()),
+                      "share_curves_monotone_within_0.5": float((steps >= -0.5).all(axis=1).mean()),
+                      "share_steps_down": float((steps < -1e-9).mean()),
+                      "worst_drop": float(-steps.min()), "mean_gain_first_to_last": float((c[:, -1] - c[:, 0]).mean())}
+    return out
+
+
+REPORT_METRICS = ("rmse", "mae", "spearman", "ndcg3", "top1", "regret", "pl")
+_LABELS = {"rmse": "RMSE", "mae": "MAE", "spearman": "Spearman", "ndcg3": "NDCG@3", "top1": "top-1",
+           "regret": "regret", "pl": "PL%"}
+_BETTER_HIGH = {"spearman", "ndcg3", "top1"}
+
+
+def score_all(protos: dict, preds: dict) -> dict:
+    """{protocol: {method: {table: {metric: {value, lo, hi}}}}} via predictor.evaluate.score_protocol."""
+    from predictor.evaluate import score_protocol
+    return {pn: {m: score_protocol(p, preds[m][pn], "regression") for m in preds} for pn, p in protos.items()}
+
+
+def _cell(v: dict | None, key: str, best: bool) -> str:
+    x = (v or {}).get(key)
+    if not x or x.get("value") is None:
+        return "—"
+    d = 3 if key in _BETTER_HIGH else 2
+    s = f"{x['value']:.{d}f}"
+    if x.get("lo") is not None:
+        s += f" [{x['lo']:.{d}f}, {x['hi']:.{d}f}]"
+    return f"**{s}**" if best else s
+
+
+def render_tables(protos: dict, scores: dict) -> list[str]:
+    """Markdown: one table per (protocol, results table); the best value per metric in bold."""
+    L = []
+    for pn, p in protos.items():
+        L += [f"### {p.title} (`{pn}`)", "", f"Folds: {len(p.folds)} ({p.grouping}).", ""]
+        methods = list(scores[pn])
+        tables = [t for t in scores[pn][methods[0]]]
+        for t in tables:
+            metrics = [k for k in REPORT_METRICS if k in scores[pn][methods[0]][t]]
+            best = {}
+            for k in metrics:
+                vals = {m: scores[pn][m][t][k]["value"] for m in methods if scores[pn][m].get(t, {}).get(k)}
+                if vals:
+                    best[k] = (max if k in _BETTER_HIGH else min)(vals, key=vals.get)
+            L += [f"**{t}**", "", "| method | " + " | ".join(_LABELS[k] for k in metrics) + " |",
+                  "|---|" + "---|" * len(metrics)]
+            for m in methods:
+                L.append(f"| {m} | " + " | ".join(_cell(scores[pn][m].get(t), k, best.get(k) == m)
+                                                  for k in metrics) + " |")
+            L.append("")
+    return L
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m predictor.neural", description="Compare the neural model with "
+                                 "LightGBM (and their mean) under the leave-target-out protocols; print markdown.")
+    ap.add_argument("--cache", type=Path, default=None, help="directory to store/reuse out-of-fold arrays")
+    ap.add_argument("--protocol", action="append", default=[])
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    protos, preds = out_of_fold_predictions(tuple(args.protocol) or COMPARE_PROTOCOLS, cache=args.cache,
+                                            log=lambda s: print(s, file=sys.stderr, flush=True))
+    print("\n".join(render_tables(protos, score_all(protos, preds))))
+    print(f"\n({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
