@@ -40,12 +40,15 @@ def http(method: str, url: str, body: dict | None = None, timeout: float = 60) -
 
 
 @contextlib.contextmanager
-def server(startup_s: float = 120, env: dict | None = None):
-    """`xlt serve` in its own process group; yields (base_url, pid, seconds to the first /health 200)."""
+def server(startup_s: float = 120, env: dict | None = None, uncached: bool = False):
+    """`xlt serve` in its own process group; yields (base_url, pid, seconds to the first /health 200).
+    `uncached=True` starts bench/serve_uncached.py instead (same app, answer caches off; diagnostics only)."""
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     t0 = time.perf_counter()
-    p = subprocess.Popen([*xlt_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+    cmd = ([sys.executable, "-m", "bench.serve_uncached", str(port)] if uncached
+           else [*xlt_cmd(), "serve", "--host", "127.0.0.1", "--port", str(port)])
+    p = subprocess.Popen(cmd, cwd=ROOT,
                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
