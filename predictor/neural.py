@@ -193,7 +193,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
     def __init__(self, hidden: tuple[int, ...] = (256, 128), type_dim: int = 4, id_dim: int = 6,
                  dropout: float = 0.1, epochs: int = 12, batch_size: int = 512, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, lang_penalty: float = 1e-2, id_penalty: float = 1e-2,
-                 lang_dropout: float = 0.0, id_dropout: float = 0.0, weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
+                 lang_dropout: float = 0.0, id_dropout: float = 0.0, clip_features: bool = True, weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
         self.hidden = hidden
         self.type_dim = type_dim
         self.id_dim = id_dim
@@ -206,6 +206,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         self.id_penalty = id_penalty
         self.lang_dropout = lang_dropout
         self.id_dropout = id_dropout
+        self.clip_features = clip_features
         self.weight_power = weight_power
         self.random_state = random_state
         self.n_threads = n_threads
@@ -214,6 +215,8 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
     def _numeric(self, X: pd.DataFrame) -> np.ndarray:
         raw = X[NUMERIC_FEATURES].to_numpy(dtype=np.float64)
         miss = np.isnan(raw[:, self.missing_cols_])
+        if self.clip_features:   # extrapolate flat, as trees do: a 40-language mix looks like the widest one seen
+            raw = np.clip(raw, self.num_lo_, self.num_hi_)
         z = (raw - self.num_mean_) / self.num_scale_
         z = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
         return np.concatenate([z, miss.astype(np.float64)], axis=1).astype(np.float32)
@@ -280,6 +283,8 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
             warnings.simplefilter("ignore", RuntimeWarning)
             self.num_mean_ = np.nan_to_num(np.nanmean(raw, axis=0), nan=0.0)
             sd = np.nan_to_num(np.nanstd(raw, axis=0), nan=0.0)
+            self.num_lo_ = np.nan_to_num(np.nanmin(raw, axis=0), nan=0.0)
+            self.num_hi_ = np.nan_to_num(np.nanmax(raw, axis=0), nan=0.0)
         self.num_scale_ = np.where(sd > 1e-8, sd, 1.0)
         self.missing_cols_ = np.flatnonzero(np.isnan(raw).any(axis=0))
         self.n_task_types_ = len(registry.TASK_TYPES)
@@ -391,7 +396,8 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        arrays.update({"num_mean": self.num_mean_, "num_scale": self.num_scale_,
+        arrays.update({"num_mean": self.num_mean_, "num_scale": self.num_scale_, "num_lo": self.num_lo_,
+                       "num_hi": self.num_hi_,
                        "missing_cols": self.missing_cols_.astype(np.int64),
                        "anchor_codes": np.asarray(self.anchor_codes_, dtype="U8"), "anchors": self.anchors_})
         npz = _atomic_bytes(path / WEIGHTS_FILE, lambda f: np.savez(f, **arrays))
@@ -434,6 +440,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         self.y_mean_, self.y_scale_ = float(config["y_mean"]), float(config["y_scale"])
         self.typology_version_ = config["typology_version"]
         self.num_mean_, self.num_scale_ = arr["num_mean"], arr["num_scale"]
+        self.num_lo_, self.num_hi_ = arr["num_lo"], arr["num_hi"]
         self.missing_cols_ = arr["missing_cols"].astype(np.int64)
         self.anchor_codes_ = arr["anchor_codes"].astype(str)
         self.anchors_ = arr["anchors"].astype(np.float32)
