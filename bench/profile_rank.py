@@ -15,6 +15,7 @@ if __package__ in (None, ""):
 PIECES = [
     ("TreeSHAP reasons (LightGBM pred_contrib)", ("predictor/facade.py", "_contrib")),
     ("query normalisation", ("features/queries.py", "normalize")),
+    ("facade query checks (_one)", ("predictor/facade.py", "_one")),
     ("featurization", ("features/featurize.py", "featurize")),
     ("P(best) sampling", ("predictor/intervals.py", "probability_best")),
     ("LightGBM predict", ("predictor/facade.py", "_raw")),
@@ -47,12 +48,16 @@ def measure(n: int = 20) -> dict:
     for label, (suffix, fn) in PIECES:
         cum = sum(v[3] for (f, _, name), v in stats.items() if name == fn and f.endswith(suffix))
         pieces[label] = {"ms_per_call": cum / n * 1000, "share": cum / base}
+    named = sum(v["ms_per_call"] for v in pieces.values())
+    pieces["everything else (pandas frames, resolver, answer shaping)"] = {
+        "ms_per_call": max(base / n * 1000 - named, 0.0), "share": max(1 - named / (base / n * 1000), 0.0)}
     return {"rank_ms_in_process": per_call, "profiled_ms_per_call": base / n * 1000, "pieces": pieces}
 
 
 def cause(r: dict) -> str:
     parts = "; ".join(f"{k} {v['ms_per_call']:.1f} ms ({100 * v['share']:.0f}%)"
-                      for k, v in sorted(r["pieces"].items(), key=lambda kv: -kv[1]["ms_per_call"]))
+                      for k, v in sorted(r["pieces"].items(), key=lambda kv: -kv[1]["ms_per_call"])
+                      if v["ms_per_call"] >= 0.05)
     return (f"In-process, a fresh 100-candidate rank takes {r['rank_ms_in_process']:.1f} ms on this box "
             f"(profiled: {r['profiled_ms_per_call']:.1f} ms/call): {parts}.")
 

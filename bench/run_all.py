@@ -50,7 +50,7 @@ def run(only: list[str], quick: bool) -> tuple[list[tuple], dict]:
             if quick and name == "load":
                 r = mod.measure(seconds=10, clients=10, warmup_s=3)
             elif quick and name in ("batch_distinct",):
-                r = mod.measure(n=20_000)
+                r = mod.measure(n=50_000)
             elif quick and name == "coldstart":
                 r = mod.measure(repeats=1)
             else:
@@ -99,6 +99,9 @@ def _cause(goal: str, raw: dict) -> str:
                 "needs reasons on demand (or for fewer rows) and a numpy rather than pandas path for one-target rank "
                 "queries — a change in predictor/facade.py, left to its owner. A repeated request is served from the "
                 "answer cache at /health speed (row above).")
+    if goal.startswith("batch, every row distinct") and "batch_distinct" in raw:
+        from bench.batch_distinct import cause
+        return cause(raw["batch_distinct"])
     if goal.startswith("all-pairs") and "allpairs" in raw:
         r = raw["allpairs"]
         return (f"The run used {r['cpu_s']:.0f} CPU-seconds over {r['wall_s']:.0f} s of wall time, i.e. it got "
