@@ -177,7 +177,7 @@ def langrank_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     tr = tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
     y = langrank_relevance(tr["_g"], tr["score"].to_numpy())
     group = tr.groupby("_g", sort=False).size().to_numpy()
-    model = lgb.LGBMRanker(**LANGRANK_PARAMS, random_state=0, n_jobs=2, verbose=-1)
+    model = lgb.LGBMRanker(**LANGRANK_PARAMS, random_state=0, n_jobs=1, verbose=-1)
     model.fit(_langrank_matrix(tr), y, group=group)
     return model.predict(_langrank_matrix(test))
 
@@ -199,7 +199,7 @@ def litmus_regressor(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     target, URIEL distances, subword type overlap and the fine-tuning mixture sizes."""
     import lightgbm as lgb
 
-    model = lgb.LGBMRegressor(**LITMUS_PARAMS, random_state=0, n_jobs=2, verbose=-1)
+    model = lgb.LGBMRegressor(**LITMUS_PARAMS, random_state=0, n_jobs=1, verbose=-1)
     model.fit(_litmus_matrix(train), train["score"].to_numpy(dtype=float))
     return model.predict(_litmus_matrix(test))
 
@@ -264,6 +264,6 @@ def relative_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     tr = tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
     y = langrank_relevance(tr["_g"], tr["score"].to_numpy())
     group = tr.groupby("_g", sort=False).size().to_numpy()
-    model = lgb.LGBMRanker(**RANKER_PARAMS, random_state=0, n_jobs=2, verbose=-1)
+    model = lgb.LGBMRanker(**RANKER_PARAMS, random_state=0, n_jobs=1, verbose=-1)
     model.fit(_ranker_matrix(tr), y, group=group)
     return model.predict(_ranker_matrix(test))

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
 OURS = "xlt (LightGBM regressor)"
 LANGRANK_OURS = "xlt ranker (relative LambdaRank)"
+OBS_PROTOCOLS = ("xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,7 +174,8 @@ def default_methods(include_model: bool = True) -> list[Method]:
     if include_model:
         try:
             import predictor.model  # noqa: F401
-            ms.append(Method(OURS, xlt_model(), "regression", "predictor.model.TransferRegressor, default params"))
+            ms.append(Method(OURS, xlt_model(), "regression", "predictor.model.TransferRegressor, default params",
+                             applies_to=OBS_PROTOCOLS))   # LangRank's BiLSTM-era tables have no model/task to featurize
         except ImportError as e:   # the product model is not importable: report baselines only, and say so
             print(f"evaluate: product model unavailable ({e}); running baselines only", file=sys.stderr)
     ms.append(Method(LANGRANK_OURS, relative_lambdarank, "ranking",
@@ -183,7 +185,10 @@ def default_methods(include_model: bool = True) -> list[Method]:
 
 
 def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups: int | None = P.DEFAULT_GROUPS,
-            log=print) -> RunResult:
+            log=print, on_method: Callable[[RunResult], None] | None = None,
+            previous: RunResult | None = None) -> RunResult:
+    """Every method on every protocol; `on_method` is called after each method (incremental reports);
+    `previous` results are kept for methods not run now (so one method can be re-run and merged)."""
     protos = []
     for n in names:
         if n == "langrank":
@@ -193,11 +198,19 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
         else:
             protos.append(P.build(n, obs, n_groups=n_groups))
     rr = RunResult()
+    if previous is not None:
+        for pname, per in previous.results.items():
+            if pname in names:
+                rr.results[pname] = {m: r for m, r in per.items() if m not in {x.name for x in methods}}
+        for m, info in previous.methods.items():
+            if m not in {x.name for x in methods}:
+                rr.methods[m] = info
+                rr.timings[m] = previous.timings.get(m, 0.0)
     for p in protos:
         rr.protocols[p.name] = {"title": p.title, "description": p.description, "grouping": p.grouping,
                                 "goals": p.goals, "peers": p.peers, "n_folds": len(p.folds),
                                 "n_test_rows": int(sum(f.test.sum() for f in p.folds))}
-        rr.results[p.name] = {}
+        rr.results.setdefault(p.name, {})
     batches: dict[int, list[P.Protocol]] = {}
     for p in protos:
         batches.setdefault(id(p.data), []).append(p)
@@ -221,6 +234,8 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
         rr.timings[m.name] = time.perf_counter() - t0
         rr.methods[m.name] = {"kind": m.kind, "description": m.description}
         log(f"  done in {rr.timings[m.name]:.1f}s")
+        if on_method:
+            on_method(rr)
     return rr
 
 
@@ -232,20 +247,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", type=int, default=P.DEFAULT_GROUPS,
                     help="language groups per fold (0 = exact leave-one-target-out)")
     ap.add_argument("--no-model", action="store_true", help="baselines only")
+    ap.add_argument("--method", action="append", default=[],
+                    help="run only methods whose name contains this text (repeatable); others are kept from the "
+                         "existing accuracy.json")
     ap.add_argument("--observations", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPORTS)
     args = ap.parse_args(argv)
     names = args.protocol or ["xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "langrank"]
     t0 = time.perf_counter()
     obs = P.load_observations(args.observations)
-    rr = run_all(obs, default_methods(not args.no_model), names, n_groups=args.groups or None)
-    write_reports(rr, args.out, elapsed=time.perf_counter() - t0, n_obs=len(obs))
+    methods = default_methods(not args.no_model)
+    previous = None
+    if args.method:
+        methods = [m for m in methods if any(s.lower() in m.name.lower() for s in args.method)]
+        previous = load_previous(args.out / "accuracy.json")
+    write = lambda r: write_reports(r, args.out, elapsed=time.perf_counter() - t0, n_obs=len(obs))  # noqa: E731
+    rr = run_all(obs, methods, names, n_groups=args.groups or None, on_method=write, previous=previous)
+    write(rr)
     print(f"wrote {args.out / 'accuracy.md'} and accuracy.json in {time.perf_counter() - t0:.0f}s")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def load_previous(path: Path) -> RunResult | None:
+    """Results of an earlier run (to merge a partial re-run into); None when there is none."""
+    if not Path(path).exists():
+        return None
+    js = json.loads(Path(path).read_text())
+    return RunResult(protocols=js.get("protocols", {}), results=js.get("results", {}),
+                     timings=js.get("timings_s", {}), methods=js.get("methods", {}))
+
+
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,6 +382,7 @@ def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     head = headline(rr)
     payload = {"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "elapsed_s": round(elapsed, 1),
+               "cpu_s": round(time.process_time(), 1),
                "observations_rows": n_obs, "relevance_convention": RELEVANCE_NOTE, "headline": head,
                "protocols": rr.protocols, "methods": rr.methods, "timings_s": rr.timings, "results": rr.results}
     _atomic_write(out / "accuracy.json", json.dumps(payload, indent=1, default=_json_default))
@@ -373,7 +405,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int) -> str:
     L = ["# xlt accuracy report", "",
-         f"Generated by `xlt evaluate --all` in {elapsed / 60:.1f} min on {n_obs:,} trainable observation rows. "
+         f"Generated by `xlt evaluate --all` in {elapsed / 60:.1f} min wall, {time.process_time() / 60:.1f} min CPU "
+         f"of this process, on {n_obs:,} trainable observation rows. "
          "Every protocol holds out whole target languages (see each section for the exact rule).", "",
          "## Headline: goal vs measured", "",
          "| protocol | table | metric | goal | measured | status | method | note |", "|---|---|---|---|---|---|---|---|"]
@@ -417,3 +450,7 @@ def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int)
         L.append(f"| {m} | {info['kind']} | {info['description']} | {rr.timings.get(m, 0):.0f} |")
     L += ["", "Reproduce: `xlt evaluate --all` (or `python -m predictor.evaluate --all`).", ""]
     return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
