@@ -58,7 +58,7 @@ def _reasons(value):
 
 def explain_answer(p, query: dict) -> dict:
     """SHAP contributions sorted by size, with readable labels; base_value + Σ shap = prediction."""
-    from features.featurize import FEATURE_LABELS
+    from predictor.explain import FEATURE_LABELS
 
     e = p.explain(query)
     values = e.get("feature_values", {})

@@ -118,11 +118,11 @@ def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
         import matplotlib.pyplot as plt
         import shap
 
-        from features.featurize import FEATURE_LABELS, FEATURE_NAMES
+        from predictor.explain import FEATURE_LABELS
 
         X, contrib = _background_shap(predictor)
         expl = shap.Explanation(values=contrib[:, :-1], base_values=contrib[:, -1], data=X,
-                                feature_names=[FEATURE_LABELS.get(f, f) for f in FEATURE_NAMES])
+                                feature_names=[FEATURE_LABELS.get(f, f) for f in predictor.feature_names])
         plt.close("all")
         shap.plots.beeswarm(expl, max_display=max_display, show=False)
         fig = plt.gcf()
@@ -136,13 +136,4 @@ def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
 
 def _background_shap(predictor) -> tuple[np.ndarray, np.ndarray]:
     """Feature matrix of the model's background sample and its SHAP values (last column = base value)."""
-    if hasattr(predictor, "background_shap"):
-        return predictor.background_shap()
-    from features.featurize import FEATURE_NAMES
-
-    bg = getattr(predictor, "background", None)
-    if bg is None or not set(FEATURE_NAMES) <= set(bg.columns):
-        from features.errors import ModelNotReady
-        raise ModelNotReady("this model carries no background sample of training features for the importance plot")
-    X = bg[FEATURE_NAMES]
-    return X.to_numpy(dtype=np.float64), predictor._contrib(X)
+    return predictor.background_shap()

