@@ -25,7 +25,7 @@ N = 1_000_000
 
 def measure(n: int = N) -> dict:
     from bench.batch import LANGS
-    from features.featurize import FEATURE_NAMES, featurize
+    from bench.common import booster_and_matrix
     from features.queries import normalize
     from predictor import TransferPredictor
 
@@ -53,10 +53,10 @@ def measure(n: int = N) -> dict:
     predictor = TransferPredictor.load()
     t0 = time.perf_counter()
     norm, err = normalize(q)
-    X = featurize(norm[(err == "").to_numpy()])[FEATURE_NAMES].to_numpy(dtype=np.float32)
+    booster, X = booster_and_matrix(predictor, norm[(err == "").to_numpy()])
     res["features_in_process_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    predictor.booster.predict(X, num_threads=0)
+    booster.predict(X, num_threads=0)
     res["raw_lgbm_s"] = time.perf_counter() - t0
     res["raw_rows"] = len(X)
     return res

@@ -82,3 +82,16 @@ def percentile(values, q: float) -> float:
 def rss_mb(pid: int) -> float:
     import psutil
     return psutil.Process(pid).memory_info().rss / (1 << 20)
+
+
+def booster_and_matrix(predictor, norm):
+    """The served LightGBM booster and the float32 feature matrix it scores for canonical queries `norm` — through
+    the facade's own feature path, so "raw predict on the same matrix" really is the same matrix."""
+    import numpy as np
+
+    model = getattr(predictor, "model", None)
+    if model is not None and hasattr(model, "booster_"):
+        X = predictor._features(norm)
+        return model.booster_, X[list(predictor.feature_names)].to_numpy(dtype=np.float32)
+    from features.featurize import FEATURE_NAMES, featurize  # older facade: booster + featurize directly
+    return predictor.booster, featurize(norm)[FEATURE_NAMES].to_numpy(dtype=np.float32)
