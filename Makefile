@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 training_data/observations.csv: | $(VENV)/.installed
 	$(BIN)/xlt data build
 
-models/current/manifest.json: training_data/observations.csv | $(VENV)/.installed
+models/current/manifest.json: | training_data/observations.csv $(VENV)/.installed
 	$(BIN)/xlt train
 
 data: training_data/observations.csv
