@@ -135,7 +135,8 @@ def _cause(goal: str, raw: dict) -> str:
                 "count (2,048 DataFrames) — so RSS levels off once they are full; a byte bound on the memo (or one "
                 "shared cache) would make the ceiling explicit.")
     if goal.startswith("cold") and "coldstart" in raw:
-        return "Cold start is dominated by Python imports (pandas, LightGBM, FastAPI) and the verified model load."
+        from bench.coldstart import cause
+        return cause(raw["coldstart"])
     return "See the note in the table."
 
 
