@@ -178,7 +178,7 @@ class TransferPredictor:
 
     # ------------------------------------------------------------------ rank
     def rank(self, query: dict, candidates: list[str] | None = None, top: int | None = None,
-             reasons: int = 3, reasons_top: int = 10) -> pd.DataFrame:
+             reasons: int = 3, reasons_top: int = 5) -> pd.DataFrame:
         """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons.
 
         Reasons (TreeSHAP, relative to the candidates' mean) are computed for the first `reasons_top` sources: SHAP
