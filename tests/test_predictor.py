@@ -45,8 +45,12 @@ def test_rank_orders_sources_and_explains(predictor):
     assert len(r) == 6
     assert (np.diff(r.predicted_score.to_numpy()) <= 1e-12).all()
     assert abs(r.p_best.sum() - 1) < 1e-9 and r.p_best.between(0, 1).all()
-    assert all(1 <= len(x) <= 3 for x in r.reasons)
+    assert all(1 <= len(x) <= 3 for x in r.reasons[:5]), "the five leading sources carry their SHAP reasons"
+    assert all(len(x) == 0 for x in r.reasons[5:])
     assert all(isinstance(x["text"], str) and ":" in x["text"] for rs in r.reasons for x in rs)
+    r10 = predictor.rank({k: v for k, v in Q.items() if k != "source"}, ["en", "de", "ar", "hi", "zh", "fr"],
+                         reasons_top=10)
+    assert all(1 <= len(x) <= 3 for x in r10.reasons)
 
 
 def test_rank_default_candidates_cover_the_corpus(predictor):
