@@ -104,7 +104,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
         ("batch end-to-end rows/s ≥ 0.5 × raw LightGBM predict (same feature matrix)",
          f"{e2e:,.0f} rows/s vs raw {raw:,.0f} rows/s → ratio {e2e / raw:.2f}", e2e / raw >= 0.5,
          f"`xlt batch` 10^6-row CSV {r['cli_s']:.1f} s (read, dedupe to {r['stats']['distinct_queries']:,} distinct "
-         f"queries, score, write); raw = served booster ({r['n_trees']} trees) on the {r['raw_rows']:,} × F matrix, "
+         f"queries, score, write); raw = served booster(s) ({r['n_trees']} trees) on the {r['raw_rows']:,} × F matrix, "
          f"{r['raw_lgbm_s']:.1f} s"),
         ("1M-row `xlt batch` < 60 s and ≥ 0.5 × check's reference LightGBM (300 × 63 leaves, 30 features)",
          f"{r['cli_s']:.1f} s; ratio {r['check_ref_s'] / r['cli_s']:.2f}",

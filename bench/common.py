@@ -84,14 +84,32 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / (1 << 20)
 
 
+class RawBoosters:
+    """The served model's LightGBM booster(s) — one, or level + deviation summed — called directly on a float32
+    matrix: the "raw LightGBM predict" yardstick, without any of xlt's own work around it."""
+
+    def __init__(self, boosters):
+        self.boosters = [b for b in boosters if b is not None]
+
+    def predict(self, X, num_threads: int = 0):
+        out = self.boosters[0].predict(X, num_threads=num_threads)
+        for b in self.boosters[1:]:
+            out = out + b.predict(X, num_threads=num_threads)
+        return out
+
+    def num_trees(self) -> int:
+        return sum(b.num_trees() for b in self.boosters)
+
+
 def booster_and_matrix(predictor, norm):
-    """The served LightGBM booster and the float32 feature matrix it scores for canonical queries `norm` — through
-    the facade's own feature path, so "raw predict on the same matrix" really is the same matrix."""
+    """(RawBoosters of the served model, the float32 feature matrix it scores for canonical queries `norm`) —
+    through the facade's own feature path, so "raw predict on the same matrix" really is the same matrix."""
     import numpy as np
 
     model = getattr(predictor, "model", None)
     if model is not None and hasattr(model, "booster_"):
         X = predictor._features(norm)
-        return model.booster_, X[list(predictor.feature_names)].to_numpy(dtype=np.float32)
+        boosters = RawBoosters([model.booster_, getattr(model, "deviation_booster_", None)])
+        return boosters, X[list(predictor.feature_names)].to_numpy(dtype=np.float32)
     from features.featurize import FEATURE_NAMES, featurize  # older facade: booster + featurize directly
-    return predictor.booster, featurize(norm)[FEATURE_NAMES].to_numpy(dtype=np.float32)
+    return RawBoosters([predictor.booster]), featurize(norm)[FEATURE_NAMES].to_numpy(dtype=np.float32)

@@ -156,8 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     raw, when, failed = run(only, args.quick)
     if args.merge and RAW.exists():  # keep the other benchmarks' figures from the previous run
         prev = json.loads(RAW.read_text())
-        raw = {**{k: v for k, v in prev["raw"].items() if k not in failed}, **raw}
-        when = {**prev.get("when", {}), **when}
+        kept = {k for k in failed if k in prev["raw"]}  # a failed re-run keeps the earlier figures, and says so
+        raw = {**prev["raw"], **raw}
+        when = {**prev.get("when", {}), **{k: v for k, v in when.items() if k not in kept}}
+        for k in kept:
+            print(f"[bench] {k}: re-run failed ({failed.pop(k)}); keeping the figures of {when.get(k)}",
+                  file=sys.stderr)
         started, machine = prev.get("started", started), prev.get("machine", machine)
     when = {k: when[k] for k in BENCHES if k in when}
     tmp = RAW.with_suffix(".json.tmp")
