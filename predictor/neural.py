@@ -38,7 +38,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from features.errors import ModelNotReady, XltError
-from features.featurize import CATEGORICAL_FEATURES, FEATURE_NAMES, MODEL_FAMILIES
+from features.featurize import CATEGORICAL_FEATURES, FEATURE_NAMES, MODEL_FAMILIES, MONOTONE_INCREASING
 from features.languages import resolve_code
 from predictor.model import dataset_weights, featurize_observations
 
@@ -193,7 +193,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
     def __init__(self, hidden: tuple[int, ...] = (256, 128), type_dim: int = 4, id_dim: int = 6,
                  dropout: float = 0.1, epochs: int = 12, batch_size: int = 512, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, lang_penalty: float = 1e-2, id_penalty: float = 1e-2,
-                 lang_dropout: float = 0.0, id_dropout: float = 0.0, clip_features: bool = True, weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
+                 lang_dropout: float = 0.0, id_dropout: float = 0.0, clip_features: bool = True, mono_penalty: float = 0.0, weight_power: float = 0.5, random_state: int = 0, n_threads: int = 1):
         self.hidden = hidden
         self.type_dim = type_dim
         self.id_dim = id_dim
@@ -207,6 +207,7 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         self.lang_dropout = lang_dropout
         self.id_dropout = id_dropout
         self.clip_features = clip_features
+        self.mono_penalty = mono_penalty
         self.weight_power = weight_power
         self.random_state = random_state
         self.n_threads = n_threads
@@ -328,6 +329,8 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.learning_rate, total_steps=self.epochs *
                                                     steps_per_epoch, pct_start=0.2)
         n_seen = max(1, len(self.lang_vocab_))
+        mono = torch.tensor([NUMERIC_FEATURES.index(f) for f in MONOTONE_INCREASING])
+        mono_hi = torch.from_numpy(((self.num_hi_ - self.num_mean_) / self.num_scale_)[mono.numpy()].astype(np.float32))
         history = []
         net.train()
         for _ in range(self.epochs):
@@ -341,11 +344,27 @@ class NeuralTransferRegressor(BaseEstimator, RegressorMixin):
                 if self.id_dropout > 0:   # teach the unseen-task / unseen-model path (id 0 = unknown)
                     task = torch.where(torch.rand(len(idx), generator=gen) < self.id_dropout, 0, task)
                     model = torch.where(torch.rand(len(idx), generator=gen) < self.id_dropout, 0, model)
-                pred = net(inp["x"][idx], table, inp["tgt"][idx], inp["src"][idx], inp["w"][idx], inp["tt"][idx],
-                           inp["fam"][idx], task, model, cold, anchors)
+                xb = inp["x"][idx]
+                args = [table, inp["tgt"][idx], inp["src"][idx], inp["w"][idx], inp["tt"][idx], inp["fam"][idx],
+                        task, model]
+                if self.mono_penalty > 0:
+                    # the same rows again with more source data / more k: penalise any predicted drop (one forward
+                    # over the stacked batch; `cold` rows stay cold in both copies)
+                    bigger = xb.clone()
+                    step = torch.rand(len(idx), len(mono), generator=gen) * 2.0
+                    bigger[:, mono] = torch.minimum(xb[:, mono] + step, mono_hi)
+                    both = net(torch.cat([xb, bigger]), table, *[torch.cat([a, a]) for a in args[1:]],
+                               None if cold is None else torch.cat([cold, cold]), anchors)
+                    pred, pred_up = both[: len(idx)], both[len(idx):]
+                else:
+                    pred = net(xb, *args, cold, anchors)
                 wb = w[idx]
                 loss = (wb * (pred - y[idx]) ** 2).sum() / wb.sum()
-                reg = (self.lang_penalty * net.lang_delta.weight.pow(2).sum() / n_seen
+                if self.mono_penalty > 0:
+                    loss_mono = self.mono_penalty * torch.relu(pred - pred_up).mean()
+                else:
+                    loss_mono = 0.0
+                reg = loss_mono + (self.lang_penalty * net.lang_delta.weight.pow(2).sum() / n_seen
                        + self.id_penalty * (net.task.weight.pow(2).sum() + net.model.weight.pow(2).sum()))
                 opt.zero_grad(set_to_none=True)
                 (loss + reg).backward()
@@ -474,6 +493,8 @@ def _atomic_bytes(path: Path, write) -> str:
 
 COMPARE_PROTOCOLS = ("xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out")
 LGBM, NEURAL, ENSEMBLE = "LightGBM (TransferRegressor)", "neural (NeuralTransferRegressor)", "mean of the two"
+ROUTED = "routed: mean on single-source k=0 rows, LightGBM elsewhere"
+ROUTED_QA = "routed by type: neural for single-source k=0 QA, mean for other single-source k=0, LightGBM elsewhere"
 
 
 def neural_fit_predict(params: dict | None = None):
@@ -518,6 +539,11 @@ def out_of_fold_predictions(names=COMPARE_PROTOCOLS, params: dict | None = None,
             f.parent.mkdir(parents=True, exist_ok=True)
             np.savez(f, **preds[label])
     preds[ENSEMBLE] = {n: (preds[LGBM][n] + preds[NEURAL][n]) / 2 for n in names}
+    # where the neural model helps (ranking single sources, zero-shot) and where it does not (mixtures, k > 0)
+    single = P.single_source_mask(obs)
+    preds[ROUTED] = {n: np.where(single, preds[ENSEMBLE][n], preds[LGBM][n]) for n in names}
+    qa = single & (obs["task_type"].astype(str) == "qa").to_numpy()
+    preds[ROUTED_QA] = {n: np.where(qa, preds[NEURAL][n], preds[ROUTED][n]) for n in names}
     return {p.name: p for p in protos}, preds
 
 
@@ -598,6 +624,39 @@ def render_tables(protos: dict, scores: dict) -> list[str]:
     return L
 
 
+def headline(scores: dict) -> list[str]:
+    """Markdown: the issue's goals per method (xpos, LangRankPlus PL, SumEval MAE, leave-task-out means)."""
+    from predictor.protocols import LANGRANKPLUS_GOALS
+
+    methods = list(next(iter(scores.values())))
+    v = lambda pn, m, t, k: scores.get(pn, {}).get(m, {}).get(t, {}).get(k, {}).get("value")  # noqa: E731
+    rows = [("xpos top-1 (≥ 0.35)", lambda m: v("xpos", m, "udpos xlm-r-base", "top1")),
+            ("xpos regret (≤ 3.0)", lambda m: v("xpos", m, "udpos xlm-r-base", "regret")),
+            ("xpos NDCG@3 (≥ 0.50)", lambda m: v("xpos", m, "udpos xlm-r-base", "ndcg3")),
+            ("xpos Spearman (≥ 0.75)", lambda m: v("xpos", m, "udpos xlm-r-base", "spearman")),
+            ("xpos RMSE (≤ 10)", lambda m: v("xpos", m, "udpos xlm-r-base", "rmse"))]
+    for pn in ("langrankplus", "langrankplus_strict"):
+        for t, goal in LANGRANKPLUS_GOALS.items():
+            rows.append((f"{pn} {t} PL% (< {goal})", lambda m, pn=pn, t=t: v(pn, m, t, "pl")))
+        rows.append((f"{pn}: PL goals met (of 6)", lambda m, pn=pn: sum(
+            (v(pn, m, t, "pl") or 1e9) < g for t, g in LANGRANKPLUS_GOALS.items())))
+    for lab in ("k=0", "k>0"):
+        rows.append((f"SumEval all files {lab} MAE", lambda m, lab=lab: v("sumeval", m, f"all files {lab}", "mae")))
+    for k, lab in (("ndcg3", "NDCG@3 (≥ 0.50)"), ("pl", "PL% (≤ 12)")):
+        def mean_lto(m, k=k):
+            vals = [x[k]["value"] for x in scores.get("leave_task_out", {}).get(m, {}).values() if k in x]
+            return float(np.mean(vals)) if vals else None
+        rows.append((f"leave-task-out mean {lab}", mean_lto))
+    short = {LGBM: "LightGBM", NEURAL: "neural", ENSEMBLE: "mean", ROUTED: "routed", ROUTED_QA: "routed by type"}
+    L = ["| measure | " + " | ".join(short.get(m, m) for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    for label, f in rows:
+        vals = [f(m) for m in methods]
+        L.append(f"| {label} | " + " | ".join("—" if x is None else (f"{x:.3f}" if abs(x) < 1 and x != 0
+                                                                    else f"{x:.2f}" if isinstance(x, float)
+                                                                    else str(x)) for x in vals) + " |")
+    return L
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
@@ -611,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     protos, preds = out_of_fold_predictions(tuple(args.protocol) or COMPARE_PROTOCOLS, cache=args.cache,
                                             log=lambda s: print(s, file=sys.stderr, flush=True))
-    print("\n".join(render_tables(protos, score_all(protos, preds))))
+    scores = score_all(protos, preds)
+    print("\n".join(headline(scores) + [""] + render_tables(protos, scores)))
     print(f"\n({time.perf_counter() - t0:.0f}s)")
     return 0
 

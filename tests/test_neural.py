@@ -18,7 +18,7 @@ from predictor.train import load_observations, trainable
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = "swh"          # a target kept out of training entirely (neither target nor source)
-FAST = dict(epochs=30, batch_size=128, hidden=(64, 32))
+FAST = dict(epochs=20, batch_size=128, hidden=(64, 32))
 
 
 @pytest.fixture(scope="module")
