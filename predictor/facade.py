@@ -42,7 +42,9 @@ class TransferPredictor:
         self.background = background
         self.model_dir = model_dir
         self.feature_names = list(model.feature_names_)
-        self._rank_memo = lru_cache(maxsize=2048)(self._rank_compute)
+        # Bounded by count: one entry is a ~100-row frame with reasons (tens of kB); the API keeps its own byte-capped
+        # answer cache, so this memo only needs to cover bursts of the same question from the CLI or the page.
+        self._rank_memo = lru_cache(maxsize=256)(self._rank_compute)
 
     # ------------------------------------------------------------------ loading
     @classmethod
