@@ -23,7 +23,7 @@ FAST = dict(epochs=20, batch_size=128, hidden=(64, 32))
 
 @pytest.fixture(scope="module")
 def data():
-    """LangRankPlus xnli/tydiqa/xquad matrices + the SumEval XNLI files: ~2.3k rows (1k once Swahili is removed), several tasks, models, k > 0."""
+    """LangRankPlus xnli/tydiqa/xquad + SumEval XNLI files: ~2.3k rows (1k without Swahili), several tasks, models, k > 0."""
     obs = trainable(load_observations())
     files = {"xnli_mt5.csv", "xnli_xlm-r.csv", "tydiqa_mt5.csv", "tydiqa_xlm-r.csv", "xquad_mt5.csv",
              "xquad_xlm-r.csv", "XNLI_XLMR.json", "XNLI_TULRv6Large.json"}
