@@ -97,11 +97,11 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     regret 9.7 → 7.1 points; reports/model_experiments.md). Both boosters carry the monotone constraints, so their sum
     is monotone too; TreeSHAP stays additive (the contributions of the two are summed feature by feature)."""
 
-    def __init__(self, n_estimators: int = 200, learning_rate: float = 0.08, num_leaves: int = 31,
+    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.08, num_leaves: int = 31,
                  max_depth: int = -1, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, neighbors: bool = False, nb_k: int = 5, nb_tau: float = 0.05,
-                 decompose: bool = True, n_deviation_estimators: int = 200, random_state: int = 0, n_jobs: int = 2):
+                 decompose: bool = False, n_deviation_estimators: int = 200, random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves

@@ -23,7 +23,8 @@ def fitted(small):
     targets = np.sort(obs["target"].unique())
     held = set(targets[::7])
     tr = ~obs["target"].isin(held)
-    m = TransferRegressor(n_estimators=60, n_deviation_estimators=60, neighbors=True, n_jobs=1).fit(obs[tr], X=X[tr])
+    m = TransferRegressor(n_estimators=60, n_deviation_estimators=60, neighbors=True, decompose=True,
+                          n_jobs=1).fit(obs[tr], X=X[tr])
     return m, obs, X, tr
 
 
