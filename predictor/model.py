@@ -89,13 +89,13 @@ def neighbor_features(nb: NeighborTransfer, norm: pd.DataFrame) -> pd.DataFrame:
 class TransferRegressor(BaseEstimator, RegressorMixin):
     """LightGBM regressor of the transfer score (0–100) with +1 monotone constraints on source size and k.
 
-    With `decompose=True` (default) the score is the sum of two boosters over the same features: a *level* booster
-    fitted to the mean score of the row's ranking group (file, model, variant, target) and a *deviation* booster
-    fitted to score − group mean on groups with ≥ 2 rows. Most variance lies between (task, target) groups; a single
-    booster spends its trees there and ranks sources within a target poorly. The split lets the second booster spend
-    all of its trees on which source is better for the same target (xpos: RMSE 15.5 → 13.5, Spearman 0.53 → 0.57,
-    regret 9.7 → 7.1 points; reports/model_experiments.md). Both boosters carry the monotone constraints, so their sum
-    is monotone too; TreeSHAP stays additive (the contributions of the two are summed feature by feature)."""
+    With `decompose=True` the score is the sum of two boosters over the same features: a *level* booster (the
+    `n_estimators` trees) fitted to the mean score of the row's ranking group (file, model, variant, target) and a
+    *deviation* booster (`n_deviation_estimators` trees, e.g. 200 + 200) fitted to score − group mean on groups with
+    ≥ 2 rows, so the within-target ordering gets trees of its own. Measured (reports/model_experiments.md): better
+    ranking on xpos (regret 6.34 → 5.9–6.0, NDCG@3 0.27 → 0.30–0.33, RMSE unchanged) but worse on the small
+    LangRankPlus mT5 matrices (tydiqa mT5 PL 7.2 → 11.2, past the 8.65 goal), so it is off by default. Both boosters
+    carry the monotone constraints, so their sum is monotone too; TreeSHAP stays additive (the contributions of the two are summed feature by feature)."""
 
     def __init__(self, n_estimators: int = 300, learning_rate: float = 0.08, num_leaves: int = 31,
                  max_depth: int = -1, min_child_samples: int = 20, subsample: float = 0.8,

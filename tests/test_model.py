@@ -93,3 +93,14 @@ def test_neighbour_features_never_see_the_query_target(fitted):
     for f in ("nb_score", "nb_level"):
         a, b = float(full[f].iloc[0]), float(pf[f][0])
         assert (np.isnan(a) and np.isnan(b)) or abs(a - b) < 1e-4, f
+
+
+def test_default_is_one_booster_and_old_artifacts_load(small):
+    obs, X = small
+    sub = obs.head(400)
+    m = TransferRegressor(n_estimators=20, n_jobs=1).fit(sub, X=X.loc[sub.index])
+    assert m.deviation_booster_ is None
+    files = {k: v.encode() for k, v in m.to_files().items()}
+    assert "model_deviation.txt" not in files
+    back = TransferRegressor.from_files(files)
+    np.testing.assert_allclose(back.predict(sub, X=X.loc[sub.index]), m.predict(sub, X=X.loc[sub.index]), atol=1e-9)
