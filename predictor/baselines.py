@@ -166,8 +166,8 @@ def _langrank_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def langrank_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-    """LangRank-style LambdaRank (Lin et al. 2019): LightGBM lambdarank over their features, top-10 relevance."""
+def _fit_lambdarank(train: pd.DataFrame, test: pd.DataFrame, params: dict, matrix) -> np.ndarray:
+    """LightGBM lambdarank with LangRank's top-10 relevance, one query group per ranking group (≥ 2 rows)."""
     import lightgbm as lgb
 
     tr = train.copy()
@@ -177,9 +177,14 @@ def langrank_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     tr = tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
     y = langrank_relevance(tr["_g"], tr["score"].to_numpy())
     group = tr.groupby("_g", sort=False).size().to_numpy()
-    model = lgb.LGBMRanker(**LANGRANK_PARAMS, random_state=0, n_jobs=1, verbose=-1)
-    model.fit(_langrank_matrix(tr), y, group=group)
-    return model.predict(_langrank_matrix(test))
+    model = lgb.LGBMRanker(**params, random_state=0, n_jobs=1, verbose=-1)
+    model.fit(matrix(tr), y, group=group)
+    return model.predict(matrix(test))
+
+
+def langrank_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """LangRank-style LambdaRank (Lin et al. 2019): LightGBM lambdarank over their features, top-10 relevance."""
+    return _fit_lambdarank(train, test, LANGRANK_PARAMS, _langrank_matrix)
 
 
 LITMUS_PARAMS = dict(n_estimators=100, learning_rate=0.3, max_depth=6, num_leaves=63, min_child_samples=1,
@@ -255,15 +260,4 @@ RANKER_PARAMS = dict(n_estimators=150, learning_rate=0.1, num_leaves=16, min_chi
 
 def relative_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """LambdaRank on query-relative features (our ranking recipe; also run on LangRank's own benchmark)."""
-    import lightgbm as lgb
-
-    tr = train.copy()
-    tr["_g"] = rank_groups(tr).to_numpy()
-    sizes = tr.groupby("_g", sort=False)["_g"].transform("size").to_numpy()
-    tr = tr.loc[sizes >= 2]
-    tr = tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
-    y = langrank_relevance(tr["_g"], tr["score"].to_numpy())
-    group = tr.groupby("_g", sort=False).size().to_numpy()
-    model = lgb.LGBMRanker(**RANKER_PARAMS, random_state=0, n_jobs=1, verbose=-1)
-    model.fit(_ranker_matrix(tr), y, group=group)
-    return model.predict(_ranker_matrix(test))
+    return _fit_lambdarank(train, test, RANKER_PARAMS, _ranker_matrix)
