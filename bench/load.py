@@ -70,7 +70,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
          f"{100 * r['growth']:+.1f}% ({r['rss_warm_mb']:.0f} → {r['rss_end_mb']:.0f} MB; peak {r['rss_peak_mb']:.0f} MB)",
          r["growth"] < 0.10, f"from end of a {WARMUP_S} s warm-up (RSS at start {r['rss_start_mb']:.0f} MB); "
                              "includes two bounded caches filling: answers ≤ 4,096 / 64 MB (api/cache.py) and the "
-                             "facade's rank memo ≤ 2,048 entries"),
+                             "facade's rank memo ≤ 256 entries"),
         ("load: server RSS growth < 10% with answer caches off (leak check)",
          f"{100 * u['growth']:+.1f}% ({u['rss_warm_mb']:.0f} → {u['rss_end_mb']:.0f} MB; peak {u['rss_peak_mb']:.0f} MB)",
          u["growth"] < 0.10, f"same load, bench/serve_uncached.py; {u['requests']:,} requests, {u['errors']} errors"),

@@ -1,7 +1,7 @@
 """`xlt serve` with both answer caches switched off — a diagnostic for bench/load.py only, never for serving.
 
 Why: the shipped server keeps two bounded caches (api.cache.AnswerCache, ≤ 4,096 answers / 64 MB, and the facade's
-per-request rank memo, ≤ 2,048 entries), so under a load of mostly-new questions its RSS grows until they are full.
+per-request rank memo, ≤ 256 entries), so under a load of mostly-new questions its RSS grows until they are full.
 Running the same load against this server separates that bounded growth from a leak in the compute path.
 Usage: python -m bench.serve_uncached PORT
 """
