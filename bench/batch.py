@@ -6,7 +6,6 @@ come back numbered, and every other row scored.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.common import ROOT, xlt_cmd  # noqa: E402
+from bench.common import cli_batch  # noqa: E402
 
 N = 1_000_000
 N_BAD = 1_000
@@ -61,13 +60,8 @@ def measure() -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d, "in.csv"), Path(d, "out.csv")
         q.to_csv(src, index=False)
-        t0 = time.perf_counter()
-        p = subprocess.run([*xlt_cmd(), "batch", str(src), "-o", str(dst), "--json", "--no-progress"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=1800)
-        res["cli_s"] = time.perf_counter() - t0
-        if p.returncode != 0:
-            raise RuntimeError(f"xlt batch rc={p.returncode}: {p.stderr[-300:]}")
-        res["stats"] = json.loads(p.stdout)
+        res["cli_s"], stats = cli_batch(src, dst)
+        res["stats"] = stats
         out = pd.read_csv(dst, keep_default_na=False, usecols=["predicted_score", "error"], dtype=str)
         err_rows = np.flatnonzero(out["error"].to_numpy() != "")
         res["errors_in_output"] = len(err_rows)

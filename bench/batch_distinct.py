@@ -18,7 +18,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.common import ROOT, xlt_cmd  # noqa: E402
+from bench.common import ROOT, cli_batch, xlt_cmd  # noqa: E402
 
 N = 1_000_000
 
@@ -38,13 +38,8 @@ def measure(n: int = N) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d, "in.csv"), Path(d, "out.csv")
         q.to_csv(src, index=False)
-        t0 = time.perf_counter()
-        p = subprocess.run([*xlt_cmd(), "batch", str(src), "-o", str(dst), "--json", "--no-progress"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=1800)
-        res["cli_s"] = time.perf_counter() - t0
-        if p.returncode != 0:
-            raise RuntimeError(f"xlt batch rc={p.returncode}: {p.stderr[-300:]}")
-        res["stats"] = {k: v for k, v in json.loads(p.stdout).items() if k != "first_errors"}
+        res["cli_s"], stats = cli_batch(src, dst)
+        res["stats"] = {k: v for k, v in stats.items() if k != "first_errors"}
         q.head(1).to_csv(src, index=False)  # the fixed cost: process start, imports, verified model load
         t0 = time.perf_counter()
         subprocess.run([*xlt_cmd(), "batch", str(src), "-o", str(dst), "--no-progress"], capture_output=True,

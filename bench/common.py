@@ -23,6 +23,17 @@ def xlt_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
 
 
+def cli_batch(src: Path, dst: Path) -> tuple[float, dict]:
+    """Wall seconds of one `xlt batch src -o dst --json` process (start-up included) and the stats it prints."""
+    t0 = time.perf_counter()
+    p = subprocess.run([*xlt_cmd(), "batch", str(src), "-o", str(dst), "--json", "--no-progress"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"xlt batch rc={p.returncode}: {p.stderr[-300:]}")
+    return seconds, json.loads(p.stdout)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
