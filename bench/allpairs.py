@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, xlt_cmd  # noqa: E402
+from bench.common import ROOT, print_rows, xlt_cmd  # noqa: E402
 
 GOAL_S = 180
 
@@ -57,8 +57,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
 def main() -> int:
     r = measure()
     print(json.dumps(r, indent=1))
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else 'MISSED'}] {note}")
+    print_rows(rows(r))
     return 0
 
 

@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.common import cli_batch  # noqa: E402
+from bench.common import cli_batch, print_rows  # noqa: E402
 
 N = 1_000_000
 N_BAD = 1_000
@@ -112,8 +112,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
 def main() -> int:
     r = measure()
     print(json.dumps({k: v for k, v in r.items()}, default=str, indent=1))
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else 'MISSED'}] {note}")
+    print_rows(rows(r))
     return 0
 
 

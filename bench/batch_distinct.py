@@ -18,7 +18,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.common import ROOT, cli_batch, xlt_cmd  # noqa: E402
+from bench.common import ROOT, cli_batch, print_rows, xlt_cmd  # noqa: E402
 
 N = 1_000_000
 
@@ -83,8 +83,7 @@ def cause(r: dict) -> str:
 
 def main() -> int:
     r = measure()
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else 'MISSED'}] {note}")
+    print_rows(rows(r))
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, http, rss_mb, server, xlt_cmd  # noqa: E402
+from bench.common import ROOT, http, print_rows, rss_mb, server, xlt_cmd  # noqa: E402
 
 GOAL_S = 3.0
 PREDICT = ["predict", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "-s", "en", "--json"]
@@ -98,8 +98,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
 
 def main() -> int:
     r = measure()
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")
+    print_rows(rows(r))
     return 0
 
 

@@ -124,3 +124,9 @@ def booster_and_matrix(predictor, norm):
         return boosters, X[list(predictor.feature_names)].to_numpy(dtype=np.float32)
     from features.featurize import FEATURE_NAMES, featurize  # older facade: booster + featurize directly
     return RawBoosters([predictor.booster]), featurize(norm)[FEATURE_NAMES].to_numpy(dtype=np.float32)
+
+
+def print_rows(rows) -> None:
+    """Print a benchmark's (goal, measured, met, note) rows one per line (met None = a figure with no goal)."""
+    for goal, measured, met, note in rows:
+        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")

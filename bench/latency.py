@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import http, rss_mb, server  # noqa: E402
+from bench.common import http, print_rows, rss_mb, server  # noqa: E402
 
 CANDIDATES = ["en", "de", "fr", "es", "ru", "zh", "ar", "hi", "ja", "ko", "tr", "fi", "hu", "id", "vi", "th", "el",
               "bg", "ur", "fa", "he", "it", "pt", "nl", "sv", "da", "no", "pl", "cs", "sk", "sl", "hr", "sr", "uk",
@@ -83,8 +83,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
 
 def main() -> int:
     r = measure()
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")
+    print_rows(rows(r))
     return 0
 
 

@@ -16,7 +16,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen  # noqa: E402
-from bench.common import rss_mb, server  # noqa: E402
+from bench.common import print_rows, rss_mb, server  # noqa: E402
 
 SECONDS, CLIENTS, WARMUP_S = 60, 50, 15
 
@@ -79,8 +79,7 @@ def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:
 
 def main() -> int:
     r = measure()
-    for goal, measured, met, note in rows(r):
-        print(f"{goal}: {measured} [{'met' if met else ('-' if met is None else 'MISSED')}] {note}")
+    print_rows(rows(r))
     return 0 if r["errors"] == 0 and r["uncached"]["errors"] == 0 else 1
 
 

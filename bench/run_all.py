@@ -109,7 +109,7 @@ def _cause(goal: str, raw: dict) -> str:
     if goal.startswith("/rank (100 candidates, fresh") and "profile_rank" in raw:
         from bench.profile_rank import cause
         return (cause(raw["profile_rank"]) + " TreeSHAP costs a few ms per explained row on this machine and the "
-                "reasons are computed for the top 10 sources of every fresh request; meeting 10 ms on a cache miss "
+                "reasons are computed for the top 5 sources of every fresh request; meeting 10 ms on a cache miss "
                 "needs reasons on demand (or for fewer rows) and a numpy rather than pandas path for one-target rank "
                 "queries — a change in predictor/facade.py, left to its owner. A repeated request is served from the "
                 "answer cache at /health speed (row above).")
@@ -132,7 +132,7 @@ def _cause(goal: str, raw: dict) -> str:
                 f"shipped server's extra {r['rss_end_mb'] - r['rss_warm_mb'] - (u['rss_end_mb'] - u['rss_warm_mb']):.0f}"
                 " MB is the caches filling with this load's mostly-new questions (random candidate subsets make almost "
                 "every /rank new). Both are bounded — api/cache.py by bytes (64 MB), the facade's rank memo only by "
-                "count (2,048 DataFrames) — so RSS levels off once they are full; a byte bound on the memo (or one "
+                "count (256 DataFrames) — so RSS levels off once they are full; a byte bound on the memo (or one "
                 "shared cache) would make the ceiling explicit.")
     if goal.startswith("cold") and "coldstart" in raw:
         from bench.coldstart import cause
