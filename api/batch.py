@@ -63,6 +63,26 @@ def check_columns(columns: list[str]) -> None:
         raise XltError(f"duplicate column name(s) in header: {', '.join(dupes)}", field="file")
 
 
+def cr_only(head: bytes) -> bool:
+    """Old Excel / classic Mac files end lines with a bare CR; pyarrow and csv see one giant line."""
+    return b"\r" in head and b"\n" not in head
+
+
+def normalize_newlines(data: bytes) -> bytes:
+    """CR-only line ends become LF (line numbers unchanged: one CR was one line); other files are returned as is."""
+    return data.replace(b"\r", b"\n") if cr_only(data[: 1 << 20]) else data
+
+
+def open_csv_source(path) -> "str | io.BytesIO":
+    """A path pyarrow can stream, or the whole file with its CR-only line ends made LF (such files are small: they
+    come from spreadsheets, whose sheets stop at about a million rows)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+        if not cr_only(head):
+            return str(path)
+        return io.BytesIO((head + fh.read()).replace(b"\r", b"\n"))
+
+
 def _read_header(source) -> list[str]:
     """Column names from the first line, without reading the whole file."""
     if isinstance(source, (str, Path)):
@@ -387,8 +407,9 @@ def run_batch(in_path, out_path, predictor=None, *, chunk_rows: int = DEFAULT_CH
         except pa.ArrowException as e:
             raise XltError(f"cannot read the Parquet file: {str(e).splitlines()[0]}", field="file") from None
     else:
-        check_columns(_read_header(in_path))
         check_utf8_file(in_path)
+        csv_source = open_csv_source(in_path)
+        check_columns(_read_header(csv_source))
     if scorer is None:
         if predictor is None:
             from predictor import TransferPredictor
@@ -408,7 +429,7 @@ def run_batch(in_path, out_path, predictor=None, *, chunk_rows: int = DEFAULT_CH
         bar.update(min(nrows, max(0, bar.total - bar.n)))
 
     it = iter_scored_parquet if parquet_in else iter_scored_csv
-    tables = it(str(in_path), scorer, chunk_rows=chunk_rows, on_chunk=on_chunk)
+    tables = it(str(in_path) if parquet_in else csv_source, scorer, chunk_rows=chunk_rows, on_chunk=on_chunk)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
@@ -457,7 +478,7 @@ def _count(t: pa.Table, stats: BatchStats) -> None:
 def iter_csv_response(data: bytes, predictor, *, chunk_rows: int = 200_000) -> Iterator[bytes]:
     """Stream the scored CSV of an upload (checked beforehand by `validate_upload`), header first."""
     header = True
-    for t in iter_scored_csv(io.BytesIO(data), local_scorer(predictor), chunk_rows=chunk_rows):
+    for t in iter_scored_csv(io.BytesIO(normalize_newlines(data)), local_scorer(predictor), chunk_rows=chunk_rows):
         yield csv_bytes(t, header)
         header = False
 
@@ -470,7 +491,7 @@ def validate_upload(data: bytes) -> None:
     if line is not None:
         raise XltError(f"the file is not UTF-8 encoded (first bad byte on line {line}); re-save it as UTF-8",
                        field="file")
-    check_columns(_read_header(io.BytesIO(data)))
+    check_columns(_read_header(io.BytesIO(normalize_newlines(data))))
 
 
 # --------------------------------------------------------------------------------------------------------- dask

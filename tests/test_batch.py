@@ -118,3 +118,18 @@ def test_dask_engine_matches_local(tmp_path, predictor, model_dir):
     dask = pd.read_csv(tmp_path / "dask.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(local, dask)
     assert (dask["error"] != "").sum() == 4 and dask.loc[3, "error"].startswith("line 5: ")
+
+
+def test_cr_only_line_ends_file_and_upload(tmp_path, predictor, client):
+    """Old Excel / classic Mac CSVs end lines with a bare CR: every record is read, line numbers still count lines."""
+    text = (HEADER + "xlm-r-large,xnli,en,sw,a\n" + "xlm-r-large,xnli,en,klingonish,b\n"
+            + "mt5-base,udpos,en,yo,c\n").replace("\n", "\r")
+    out, stats = _run(tmp_path, predictor, text)
+    assert out["id"].tolist() == ["a", "b", "c"] and stats.scored == 2
+    assert out["error"][1].startswith("line 3: ") and "klingonish" in out["error"][1]
+    r = client.post("/batch", files={"file": ("cr.csv", text.encode(), "text/csv")})
+    assert r.status_code == 200, r.text
+    up = pd.read_csv(io.StringIO(r.text), keep_default_na=False, dtype=str)
+    assert up["id"].tolist() == ["a", "b", "c"]
+    assert up["predicted_score"].tolist() == out["predicted_score"].tolist()
+    assert up["error"][1] == out["error"][1]
