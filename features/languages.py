@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from features.errors import UnknownLanguage
 
@@ -156,63 +158,139 @@ def _resolve_tag(text: str) -> str | None:
     return code
 
 
-def _suggest(text: str, limit: int = 5) -> list[str]:
+# Longest input the resolver looks at: every alias is shorter (the longest, an IANA name, has 58 characters; a test
+# keeps it so). Longer text is refused at once, without fuzzy matching, and never enters a cache: a CSV cell of 2,000
+# characters of garbage must cost microseconds, not the half second a fuzzy search over 16k aliases costs on it.
+MAX_NAME_CHARS = 80
+_NO_MATCH_HINT = ("no close match; write an ISO 639 code ('sw', 'swh'), a BCP-47 tag ('sw-KE') or a name in English "
+                  "or in the language itself ('Swahili', 'Kiswahili')")
+_WORDS = re.compile(r"[^\W\d_]{3,}")
+
+
+class _Miss(NamedTuple):
+    """A cached failure: the message, suggestions known without fuzzy search, and whether to search for more."""
+
+    message: str
+    suggestions: tuple[str, ...] = ()
+    fuzzy: bool = True
+
+
+@lru_cache(maxsize=1)
+def _matcher() -> tuple[list[str], list[str], frozenset[str]]:
+    """Fuzzy candidates (built on the first unknown input): aliases, their canonical codes, languages with a two-letter
+    code (the well-known ones, which win ties: `Hindy` is Hindi before Hadiyya)."""
+    aliases, codes = [], []
+    for alias, code in _ALIASES.items():
+        code = _canonical(code)
+        if code in _LANGS:
+            aliases.append(alias)
+            codes.append(code)
+    return aliases, codes, frozenset(c for c, lang in _LANGS.items() if lang.iso1)
+
+
+def _fuzzy(key: str, cutoff: float = 60.0, per_query: int = 30) -> dict[str, float]:
+    """Canonical code → best similarity (0-100, +4 for well-known languages) of `key` to any of its aliases.
+
+    Bounded work: normalised Indel similarity (rapidfuzz `ratio`, bit-parallel: ~0.6 ms over all aliases) on the
+    whole key; for multi-word input also the sorted-token ratio and each of the first three words (a word match scores
+    8 less). No partial-string scorer: it is 10-40x slower on long input and ranks one-letter aliases (`E`) first.
+    """
     from rapidfuzz import fuzz, process  # only on the error path: keeps import fast
 
+    aliases, codes, known = _matcher()
+    best: dict[str, float] = {}
+
+    def take(query: str, penalty: float, scorer=fuzz.ratio) -> None:
+        for _alias, score, i in process.extract(query, aliases, scorer=scorer, limit=per_query, score_cutoff=cutoff):
+            code = codes[i]
+            score = score - penalty + (4.0 if code in known else 0.0)
+            if score > best.get(code, -1.0):
+                best[code] = score
+
+    take(key, 0.0)
+    words = _WORDS.findall(key)
+    if len(words) > 1:
+        take(key, 0.0, fuzz.token_sort_ratio)
+        for word in words[:3]:
+            take(word, 8.0)
+    return best
+
+
+@lru_cache(maxsize=8192)
+def _suggest(key: str, limit: int = 5) -> tuple[str, ...]:
+    """Labels of the closest languages to a normalised key (cached: the same bad value costs once per process)."""
+    if not key or len(key) > MAX_NAME_CHARS:
+        return ()
+    best = _fuzzy(key)
+    return tuple(_LANGS[c].label() for c in sorted(best, key=lambda c: (-best[c], c))[:limit])
+
+
+def _key(text: str) -> str:
+    """Lookup form: stripped, lower-case, Unicode NFC (a decomposed `Tiếng Việt` meets the table's composed one)."""
     key = text.strip().lower()
-    if not key:
-        return []
-    choices = list(_ALIASES)
-    hits = process.extract(key, choices, scorer=fuzz.WRatio, limit=40)
-    out: list[str] = []
-    seen: set[str] = set()
-    for alias, _score, _ in sorted(hits, key=lambda h: (-h[1], len(h[0]) <= 3)):
-        code = _canonical(_ALIASES[alias])
-        if code in seen or code not in _LANGS:
-            continue
-        seen.add(code)
-        out.append(_LANGS[code].label())
-        if len(out) >= limit:
-            break
-    return out
+    return key if key.isascii() else unicodedata.normalize("NFC", key)
 
 
 @lru_cache(maxsize=65536)
-def _resolve_cached(text: str) -> str:
-    key = text.strip().lower()
+def _resolve_cached(text: str) -> str | _Miss:
+    """Canonical code of stripped `text`, or the cached failure (so a bad value is looked up once per process)."""
+    key = _key(text)
     if not key:
-        raise UnknownLanguage("empty language: give an ISO code (e.g. 'sw', 'swh') or an English name ('Swahili')")
+        return _Miss("empty language: give an ISO code (e.g. 'sw', 'swh') or an English name ('Swahili')", (), False)
     code = _ALIASES.get(key)
     if code is None:
-        code = _resolve_tag(text.strip())
+        try:
+            code = _resolve_tag(text)
+        except UnknownLanguage as err:  # a romanised variant: its suggestion is certain, no search
+            return _Miss(err.message, tuple(err.suggestions), False)
     if code is None and "(" in key:  # "Chinese (Simplified)", "Swahili (individual language)": names only
         head = key.split("(", 1)[0].strip()
         if head not in _CODE_ALIASES:
             code = _ALIASES.get(head)
     if code is None:
-        raise UnknownLanguage(f"unknown language '{text}'", suggestions=_suggest(text))
+        return _Miss(f"unknown language '{text}'")
     return _canonical(code)
 
 
-def resolve_code(text: str, field: str = "language") -> str:
+def _lookup(text: str) -> str | None:
+    """Canonical code or None, no suggestions (search() and the build step)."""
+    if not isinstance(text, str) or len(text) > MAX_NAME_CHARS and len(text.strip()) > MAX_NAME_CHARS:
+        return None
+    out = _resolve_cached(text.strip())
+    return out if isinstance(out, str) else None
+
+
+def resolve_code(text: str, field: str = "language", *, suggest: bool = True) -> str:
     """Canonical ISO 639-3 code for any accepted spelling; raises UnknownLanguage with the closest matches.
 
-    lru-cached on the raw string, so a million-row batch pays once per distinct value. Only `str` is accepted: a
-    float NaN from pandas must not become the string 'nan' (which is Min Nan Chinese).
+    lru-cached on the stripped string, failures included, so a million-row batch pays once per distinct value. Only
+    `str` is accepted: a float NaN from pandas must not become the string 'nan' (which is Min Nan Chinese). Text longer
+    than MAX_NAME_CHARS is refused at once. `suggest=False` skips the fuzzy "did you mean" search (~1-4 ms per new
+    value): a batch engine can ask for suggestions only for the first N distinct unknown values of a file.
     """
     if not isinstance(text, str):
         raise UnknownLanguage(f"language must be text, got {type(text).__name__} {text!r}", field=field)
-    try:
-        return _resolve_cached(text)
-    except UnknownLanguage as err:
-        if err.field == field:
-            raise
-        raise UnknownLanguage(err.message, field=field, suggestions=err.suggestions) from None
+    if len(text) > MAX_NAME_CHARS:
+        stripped = text.strip()
+        if len(stripped) > MAX_NAME_CHARS:
+            raise UnknownLanguage(f"unknown language '{stripped[:40]}…' ({len(stripped)} characters): a language code "
+                                  f"or name has at most {MAX_NAME_CHARS}", field=field)
+        text = stripped
+    out = _resolve_cached(text.strip())
+    if isinstance(out, str):
+        return out
+    if not out.fuzzy:
+        raise UnknownLanguage(out.message, field=field, suggestions=list(out.suggestions))
+    if not suggest:
+        raise UnknownLanguage(out.message, field=field)
+    suggestions = _suggest(_key(text))
+    message = out.message if suggestions else f"{out.message}: {_NO_MATCH_HINT}"
+    raise UnknownLanguage(message, field=field, suggestions=list(suggestions))
 
 
-def resolve(text: str, field: str = "language") -> Language:
+def resolve(text: str, field: str = "language", *, suggest: bool = True) -> Language:
     """The canonical `Language` for any accepted spelling (see module doc); raises UnknownLanguage."""
-    return _LANGS[resolve_code(text, field)]
+    return _LANGS[resolve_code(text, field, suggest=suggest)]
 
 
 def get(code: str) -> Language:
@@ -228,11 +306,14 @@ def all_languages() -> list[Language]:
 def search(query: str, limit: int | None = 20) -> list[Language]:
     """Languages matching `query`: exact resolution first, then code/name prefix, substring, then fuzzy matches.
 
-    An empty query returns every canonical language (GET /languages?search= lists all).
+    Names match in English and in the language itself (`中文`, `Deutsch`). An empty query returns every canonical
+    language (GET /languages?search= lists all); a query longer than any name matches nothing.
     """
-    q = (query or "").strip().lower()
+    q = _key(query or "")
     if not q:
         return all_languages()
+    if len(q) > MAX_NAME_CHARS:
+        return []
     ranked: dict[str, float] = {}
 
     def add(code: str, score: float) -> None:
@@ -240,21 +321,17 @@ def search(query: str, limit: int | None = 20) -> list[Language]:
         if code in _LANGS and score > ranked.get(code, -1.0):
             ranked[code] = score
 
-    try:
-        add(_resolve_cached(query), 1000.0)
-    except UnknownLanguage:
-        pass
+    exact = _lookup(query)
+    if exact:
+        add(exact, 1000.0)
     for alias, code in _ALIASES.items():
         if alias.startswith(q):
             add(code, 500.0 - len(alias))
         elif q in alias:
             add(code, 300.0 - len(alias))
     if len(ranked) < (limit or 20):
-        from rapidfuzz import fuzz, process
-
-        for alias, score, _ in process.extract(q, list(_ALIASES), scorer=fuzz.WRatio, limit=60):
-            if score >= 70:
-                add(_ALIASES[alias], float(score))
+        for code, score in _fuzzy(q, cutoff=70.0, per_query=60).items():
+            add(code, score)
     codes = sorted(ranked, key=lambda c: (-ranked[c], c))
     if limit:
         codes = codes[:limit]
