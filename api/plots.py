@@ -14,66 +14,133 @@ import numpy as np
 _PYPLOT_LOCK = threading.Lock()
 _IMPORTANCE_CACHE: dict[tuple[int, str], bytes] = {}
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+LABEL_WIDTH = 56  # characters per line of a waterfall label before it wraps (two lines at most)
+_UP, _DOWN, _OTHER = "#d6404e", "#2f7ac2", "#9a9a9a"
 
 
-def _figure(width: float, height: float):
+def _matplotlib():
+    """matplotlib on the Agg backend with mathtext off: task names, languages and mixtures are user text, and a `$`
+    in them must print as a dollar sign, never reach the mathtext parser (`task=$\\frac{$` was a 500)."""
     import matplotlib
     matplotlib.use("Agg", force=False)
+    matplotlib.rcParams["text.parse_math"] = False
+    return matplotlib
+
+
+def _figure(width: float, height: float, dpi: int = 100):
+    _matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, fmt: str, tight: bool = False) -> bytes:
-    """Render once: fixed margins instead of bbox_inches='tight' (which draws twice), fast PNG compression."""
+    """One render; `tight` crops to the drawn extent plus a small pad (nothing cut at the edges), fast PNG compression."""
     buf = io.BytesIO()
+    extra = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
     if fmt == "png":
-        fig.savefig(buf, format="png", bbox_inches="tight" if tight else None, pil_kwargs={"compress_level": 1})
+        fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1}, **extra)
     else:
-        fig.savefig(buf, format=fmt, bbox_inches="tight" if tight else None)
+        fig.savefig(buf, format=fmt, **extra)
     return buf.getvalue()
 
 
-def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> bytes:
+def _plain_log_ticks(axis) -> None:
+    """Decades as plain numbers (1, 10, 1,000): the default log labels are mathtext, which is switched off."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def wrap(text: str, width: int = LABEL_WIDTH, lines: int = 2) -> str:
+    """Wrap to `width` characters per line, at most `lines` lines, the last one cut with an ellipsis."""
+    import textwrap
+
+    parts = textwrap.wrap(str(text), width=width, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] = parts[-1][: width - 1].rstrip() + "…"
+    return "\n".join(parts)
+
+
+def query_title(q: dict, width: int = 90) -> str:
+    """'mT5-base · xquad · eng:87599 → swh (k = 0)' from a query echo; user text, so never parsed as math."""
+    from api.labels import model_name
+
+    mix = q.get("train_config") or q.get("source") or ""
+    parts = [model_name(q.get("model")), str(q.get("task") or "")]
+    arrow = f"{mix} → {q.get('target', '')}" if mix else f"target {q.get('target', '')}"
+    k = q.get("k")
+    title = " · ".join(p for p in parts if p) + " · " + arrow + (f" (k = {k})" if k else "")
+    return wrap(title, width, 2)
+
+
+def waterfall(explanation: dict, fmt: str = "png", max_features: int = 12) -> bytes:
     """SHAP waterfall: from the base value, each feature's push up or down, to the prediction.
 
-    `explanation` is the /explain answer shape (base_value, prediction, contributions=[{label, value, shap}]).
-    Features beyond `max_features` are summed into one bar so the picture stays readable.
+    `explanation` is the /explain answer shape (base_value, prediction, query, contributions=[{feature, label, value,
+    shap}]). Values are shown in natural units (api.labels); the `max_features` largest pushes get a bar each and the
+    rest are summed into one "other features" bar, so the picture stays readable whatever features the model has.
     """
-    contribs = explanation["contributions"]
-    base = float(explanation["base_value"])
-    shown = contribs[:max_features]
-    rest = sum(c["shap"] for c in contribs[max_features:])
-    labels = [(f"{c['label']} = {c['value']:.3g}" if c.get("value") is not None else c["label"]) for c in shown]
-    values = [c["shap"] for c in shown]
-    if len(contribs) > max_features:
-        labels.append(f"{len(contribs) - max_features} other features")
-        values.append(rest)
-    labels, values = labels[::-1], values[::-1]  # biggest at the top
-    starts = base + np.concatenate([[0.0], np.cumsum(values)[:-1]])  # bottom bar starts at the base value
-    height = 0.4 * len(values) + 1.2
-    fig = _figure(9, height)
-    fig.subplots_adjust(left=0.4, right=0.95, top=1 - 0.45 / height, bottom=0.7 / height)
-    ax = fig.add_subplot(111)
-    y = np.arange(len(values))
-    colors = ["#d62728" if v > 0 else "#1f77b4" for v in values]
-    ax.barh(y, values, left=starts, color=colors, height=0.6)
-    for yi, s, v in zip(y, starts, values):
-        ax.text(s + v + (0.2 if v >= 0 else -0.2), yi, f"{v:+.2f}", va="center", ha="left" if v >= 0 else "right",
-                fontsize=8)
-    ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.margins(x=0.1)
-    ax.axvline(base, color="grey", lw=0.8, ls="--")
-    pred = float(explanation["prediction"])
-    ax.axvline(pred, color="black", lw=0.8)
-    ax.set_xlabel(f"predicted score (base {base:.1f} → prediction {pred:.1f})")
+    from api.labels import describe
+
     q = explanation.get("query") or {}
-    ax.set_title(f"Why {q.get('train_config', '')} → {q.get('target', '')} on {q.get('task', '')} "
-                 f"({q.get('model', '')})", fontsize=9)
+    contribs = sorted(explanation["contributions"], key=lambda c: -abs(float(c["shap"])))
+    base = float(explanation["base_value"])
+    pred = float(explanation["prediction"])
+    shown = contribs[:max_features]
+    labels = [wrap(describe(c.get("feature", c.get("label", "")), c.get("value"), q, c.get("label"))) for c in shown]
+    values = [float(c["shap"]) for c in shown]
+    rest = contribs[max_features:]
+    if rest:
+        labels.append(f"{len(rest)} other features")
+        values.append(sum(float(c["shap"]) for c in rest))
+    n = len(values)
+    # top to bottom in reading order: base value at the top, the biggest push first, the prediction at the bottom
+    starts = base + np.concatenate([[0.0], np.cumsum(values)[:-1]])
+    ends = starts + np.asarray(values)
+    y = np.arange(n)[::-1] + 1  # row n (top) … row 1; the prediction line sits below at 0
+
+    fig = _figure(10, 0.42 * n + 1.9, dpi=100)
+    ax = fig.add_subplot(111)
+    colors = [_UP if v > 0 else _DOWN for v in values]
+    if rest:
+        colors[-1] = _OTHER
+    ax.barh(y, values, left=starts, color=colors, height=0.62, zorder=2)
+    for i in range(n - 1):  # thin connectors from each bar's end to the next bar's start
+        ax.plot([ends[i], ends[i]], [y[i] - 0.31, y[i + 1] + 0.31], color="#999", lw=0.6, zorder=1)
+    lo = min(base, pred, starts.min(), ends.min())
+    hi = max(base, pred, starts.max(), ends.max())
+    span = max(hi - lo, 1e-6)
+    pad = 0.03 * span
+    for yi, s, e, v in zip(y, starts, ends, values):
+        right = v >= 0
+        ax.text(e + (pad if right else -pad), yi, f"{v:+.2f}", va="center", ha="left" if right else "right",
+                fontsize=8.5, color="#333", parse_math=False, zorder=4,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.85})
+    # room for the value labels on both sides, so nothing is cut at the edge
+    ax.set_xlim(lo - 0.16 * span, hi + 0.16 * span)
+    ax.set_ylim(0.2, n + 1.0)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8.5, parse_math=False)
+    ax.axvline(base, color="#777", lw=0.8, ls="--", zorder=0)
+    ax.axvline(pred, color="black", lw=1.0, zorder=0)
+    ax.text(base, n + 0.55, f"base value {base:.1f}", ha="center", va="bottom", fontsize=8, color="#555",
+            parse_math=False, zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    ax.text(pred, 0.3, f"prediction {pred:.1f}", ha="center", va="bottom", fontsize=8.5, fontweight="bold",
+            parse_math=False, zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    ax.grid(axis="x", color="#eee", zorder=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel("predicted score: each bar is one feature's SHAP push (red up, blue down)", fontsize=9,
+                  parse_math=False)
+    fig.suptitle("Why this prediction:  " + query_title(q, 100), x=0.01, ha="left", fontsize=10, parse_math=False)
+    fig.tight_layout(pad=0.6)  # one layout pass sized to the wrapped labels: nothing cut at the edges
     return _save(fig, fmt)
 
 
@@ -82,24 +149,29 @@ def curve(answer: dict, fmt: str = "png") -> bytes:
     pts = answer["points"]
     ks = np.array([p["k"] for p in pts], dtype=float)
     ys = np.array([p["score"] for p in pts], dtype=float)
-    fig = _figure(6.5, 3.6)
-    fig.subplots_adjust(left=0.11, right=0.97, top=0.9, bottom=0.15)
+    fig = _figure(7, 3.8, dpi=100)
     ax = fig.add_subplot(111)
     x = ks + 1
     if all(p.get("lower80") is not None for p in pts):
         ax.fill_between(x, [p["lower80"] for p in pts], [p["upper80"] for p in pts], alpha=0.2, label="80% interval")
-    ax.plot(x, ys, "o-", label="predicted score")
-    grid = np.geomspace(1, x.max(), 100)
+    ax.plot(x, ys, "o-", ms=4, label="predicted score")
+    grid = np.geomspace(1, max(float(x.max()), 2.0), 100)
     ax.plot(grid, answer["a"] + answer["b"] * np.log(grid), "--", lw=1,
-            label=f"{answer['a']:.1f} + {answer['b']:.2f}·ln(1+k), R²={answer['r2']:.2f}")
+            label=f"fit {answer['a']:.1f} + {answer['b']:.2f}·ln(1+k), R² = {answer['r2']:.2f}")
     if answer.get("target_score") is not None:
-        ax.axhline(answer["target_score"], color="grey", lw=0.8, ls=":")
+        ax.axhline(answer["target_score"], color="grey", lw=0.8, ls=":", label=f"goal {answer['target_score']:.1f}")
     ax.set_xscale("log")
-    ax.set_xlabel("1 + k (target-language examples)")
-    ax.set_ylabel("predicted score")
-    q = answer.get("query") or {}
-    ax.set_title(f"{q.get('model', '')} · {q.get('task', '')} · target {q.get('target', '')}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("1 + k (target-language examples added)", parse_math=False)
+    ax.set_ylabel("predicted score", parse_math=False)
+    ax.grid(color="#eee")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.suptitle(query_title(answer.get("query") or {}, 80), x=0.01, ha="left", fontsize=9, parse_math=False)
+    leg = ax.legend(fontsize=7.5, loc="lower right")
+    for t in leg.get_texts():
+        t.set_parse_math(False)
+    fig.tight_layout(pad=0.6)
     return _save(fig, fmt)
 
 
@@ -113,8 +185,7 @@ def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
         cached = _IMPORTANCE_CACHE.get(key)
         if cached is not None:
             return cached
-        import matplotlib
-        matplotlib.use("Agg", force=False)
+        _matplotlib()
         import matplotlib.pyplot as plt
         import shap
 
