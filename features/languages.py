@@ -192,8 +192,9 @@ def _fuzzy(key: str, cutoff: float = 60.0, per_query: int = 30) -> dict[str, flo
     """Canonical code → best similarity (0-100, +4 for well-known languages) of `key` to any of its aliases.
 
     Bounded work: normalised Indel similarity (rapidfuzz `ratio`, bit-parallel: ~0.6 ms over all aliases) on the
-    whole key; for multi-word input also the sorted-token ratio and each of the first three words (a word match scores
-    8 less). No partial-string scorer: it is 10-40x slower on long input and ranks one-letter aliases (`E`) first.
+    whole key; for input of two to four words also the sorted-token ratio, and for any multi-word input each of the
+    first three words (a word match scores 8 less). No partial-string scorer (the old WRatio): it is 10-40x slower on
+    long input and ranks one-letter aliases first (`Englsh` → `E (eee)`).
     """
     from rapidfuzz import fuzz, process  # only on the error path: keeps import fast
 
@@ -210,7 +211,8 @@ def _fuzzy(key: str, cutoff: float = 60.0, per_query: int = 30) -> dict[str, flo
     take(key, 0.0)
     words = _WORDS.findall(key)
     if len(words) > 1:
-        take(key, 0.0, fuzz.token_sort_ratio)
+        if len(words) <= 4:  # a reordered name ("Chinese Mandarin"); longer text is not one, skip the 1.7 ms
+            take(key, 0.0, fuzz.token_sort_ratio)
         for word in words[:3]:
             take(word, 8.0)
     return best
@@ -273,8 +275,8 @@ def resolve_code(text: str, field: str = "language", *, suggest: bool = True) ->
     if len(text) > MAX_NAME_CHARS:
         stripped = text.strip()
         if len(stripped) > MAX_NAME_CHARS:
-            raise UnknownLanguage(f"unknown language '{stripped[:40]}…' ({len(stripped)} characters): a language code "
-                                  f"or name has at most {MAX_NAME_CHARS}", field=field)
+            raise UnknownLanguage(f"unknown language '{stripped[:40]}…' ({len(stripped)} characters): a language "
+                                  f"code or name has at most {MAX_NAME_CHARS}", field=field)
         text = stripped
     out = _resolve_cached(text.strip())
     if isinstance(out, str):
@@ -338,6 +340,110 @@ def search(query: str, limit: int | None = 20) -> list[Language]:
     return [_LANGS[c] for c in codes]
 
 
+# ---- build step: autonyms ------------------------------------------------------------------------------------------
+
+# CLDR variant tags whose autonym names a different language here than the tag's first subtag: `fa-AF` is Dari (`prs`,
+# kept apart from Iranian Persian by the policy), `az-Arab` is South Azerbaijani (`azb`, not the Latin-script `azj`).
+_AUTONYM_TAGS = {"fa-AF": "prs", "az-Arab": "azb"}
+# Common self-names CLDR does not list (its names are one per language: हिन्दी, not the everyday हिंदी; 中文, not 汉语),
+# under the same no-steal rule.
+_EXTRA_AUTONYMS = {"हिंदी": "hin", "汉语": "cmn", "漢語": "cmn", "普通话": "cmn", "普通話": "cmn", "华语": "cmn",
+                   "華語": "cmn", "melayu": "zsm", "bahasa melayu": "zsm", "basa jawa": "jav", "yorùbá": "yor",
+                   "عربي": "arb"}
+# letters NFKD does not decompose, for the ASCII spelling of an autonym ("Türkçe" → "turkce", "norsk" stays)
+_ASCII_LETTERS = str.maketrans({"ı": "i", "ə": "e", "ø": "o", "đ": "d", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe",
+                                "‘": "'", "’": "'", "ʼ": "'", "ʻ": "'"})
+
+
+def _autonym_forms(name: str) -> list[tuple[str, int]]:
+    """Lookup keys of one autonym with their rank (0 as CLDR writes it, 1 its ASCII-apostrophe spelling, 2 without
+    diacritics, only when that is plain ASCII: "Español" → "espanol", "Tiếng Việt" → "tieng viet")."""
+    key = _key(name)
+    out = [(key, 0)]
+    plain = key.translate(_ASCII_LETTERS)
+    if plain != key:
+        out.append((plain, 1))
+    folded = "".join(c for c in unicodedata.normalize("NFKD", plain) if not unicodedata.combining(c))
+    if folded != plain and folded.isascii():
+        out.append((folded, 2))
+    return out
+
+
+def autonym_aliases(existing: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Alias → (canonical code, kind) for every language's name in itself (CLDR, shipped in `language_data`).
+
+    Why: users write `中文`, `العربية`, `Deutsch`, `Español`. Each autonym maps to what its CLDR tag resolves to, so
+    the macrolanguage policy applies (`中文` → cmn, `العربية` → arb, `فارسی` → pes); a variant tag's autonym too
+    (`简体中文`, `Schweizer Hochdeutsch`, `español de México`) unless `_AUTONYM_TAGS` says otherwise; tags that do not
+    resolve (romanised `hi-Latn`, collections) give none. An autonym never steals: a spelling that already resolves
+    (a code, an English name, a tag) keeps its meaning (`Pulaar` stays fuc, `Maa` stays the code maa, `Vlaams` stays
+    vls). Nor may it look like a code (two or three ASCII letters), and one written for two languages at the same
+    rank is left out as ambiguous.
+    """
+    from language_data.name_data import CODE_TO_NAMES
+
+    cands: dict[str, dict[str, int]] = {}
+    for tag, names in CODE_TO_NAMES.items():
+        lang = tag.split("-")[0]
+        if not lang.isalpha():  # region codes (001, 419)
+            continue
+        code = _AUTONYM_TAGS.get(tag) or _lookup(tag)
+        if code is None:
+            continue
+        for in_lang, name in names.items():
+            if in_lang.split("-")[0] != lang:
+                continue
+            for key, rank in _autonym_forms(name):
+                rank = 2 * rank + ("-" in tag)  # the base tag's own name before a variant's
+                codes = cands.setdefault(key, {})
+                codes[code] = min(rank, codes.get(code, rank))
+    for name, code in _EXTRA_AUTONYMS.items():
+        for key, rank in _autonym_forms(name):
+            cands.setdefault(key, {}).setdefault(code, 2 * rank + 1)
+    out: dict[str, tuple[str, str]] = {}
+    for key, codes in sorted(cands.items()):
+        top = min(codes.values())
+        winners = [c for c, r in codes.items() if r == top]
+        if (len(winners) != 1 or not key or key in existing or _lookup(key) is not None or len(key) > MAX_NAME_CHARS
+                or (key.isascii() and key.isalpha() and len(key) <= 3)):
+            continue
+        out[key] = (winners[0], "autonym" if top < 4 else "autonym_ascii")
+    return out
+
+
+def _reload() -> None:
+    global _LANGS, _ALIASES, MACRO_OF, _CODE_ALIASES
+    _LANGS, _ALIASES, MACRO_OF = _load()
+    _CODE_ALIASES = {a: c for a, c in _ALIASES.items() if a.isascii() and a.isalpha() and len(a) in (2, 3)}
+    for cached in (_resolve_cached, _suggest, _matcher):
+        cached.cache_clear()
+
+
+def add_autonyms() -> int:
+    """Add `autonym_aliases` to the derived alias table (after features.build_derived.build_languages wrote it)."""
+    import os
+    import tempfile
+
+    _reload()
+    with open(ALIASES_CSV, newline="", encoding="utf-8") as fh:
+        rows = {r["alias"]: (r["code"], r["kind"]) for r in csv.DictReader(fh) if not r["kind"].startswith("autonym")}
+    _ALIASES.clear()
+    _ALIASES.update({a: c for a, (c, _k) in rows.items()})
+    _resolve_cached.cache_clear()
+    added = autonym_aliases({a: c for a, (c, _k) in rows.items()})
+    rows.update(added)
+    fd, tmp = tempfile.mkstemp(dir=ALIASES_CSV.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["alias", "code", "kind"])
+        for alias, (code, kind) in sorted(rows.items()):
+            w.writerow([alias, code, kind])
+    os.replace(tmp, ALIASES_CSV)
+    _reload()
+    print(f"added {len(added)} autonyms to {ALIASES_CSV} ({len(rows)} aliases)")
+    return len(added)
+
+
 if __name__ == "__main__":  # pragma: no cover - build entry point
     import sys
 
@@ -345,5 +451,6 @@ if __name__ == "__main__":  # pragma: no cover - build entry point
         from features.build_derived import build_languages
 
         build_languages()
+        add_autonyms()
     else:
         print("usage: python -m features.languages --rebuild")
