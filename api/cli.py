@@ -340,10 +340,16 @@ def explain(model: ModelOpt, task: TaskOpt, target: TargetOpt, source: SourceOpt
         plot.write_bytes(plots.waterfall(ans, fmt))
     if json_out:
         return _print_json(ans)
-    _table(f"Why {ans['query']['train_config']} → {target}: {ans['predicted_score']:.1f}",
+    from rich.markup import escape
+
+    from api.labels import feature_label, model_description, value_text
+
+    q = ans["query"]  # values in natural units (task type = qa, 87,599 examples), never the encoded numbers
+    _table(escape(f"Why {q.get('train_config', '')} → {q.get('target', target)} on {q.get('task', task)} "
+                  f"({model_description(q.get('model'))}): {ans['predicted_score']:.1f}"),
            ["feature", "value", "SHAP"],
-           [[c["label"], "" if c["value"] is None else f"{c['value']:.3g}", f"{c['shap']:+.3f}"]
-            for c in ans["contributions"] if abs(c["shap"]) > 1e-9],
+           [[escape(feature_label(c["feature"], c.get("label"))), escape(value_text(c["feature"], c["value"], q)),
+             f"{c['shap']:+.3f}"] for c in ans["contributions"] if abs(c["shap"]) > 1e-9],
            caption=f"base value {ans['base_value']:.2f} + contributions = {ans['prediction']:.2f}")
 
 
