@@ -104,8 +104,10 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Raised from `receive` when the body passes the limit. A BaseException, so FastAPI's body parsing (which turns
+    any Exception while reading a form into "There was an error parsing the body") lets it through to BodyLimit:
+    a chunked upload without content-length gets the same 413 as a declared one."""
 
 
 def create_app(predictor=None, *, max_upload_mb: float = 50, cors_origins: list[str] | None = None,
