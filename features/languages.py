@@ -10,8 +10,12 @@ names it) maps to its dominant individual language by `MACROLANGUAGE_POLICY`, so
 `sw-KE` and `Swahili` are all `swh`.
 
 Runtime reads two small CSVs under features/data/ (built by `python -m features.languages --rebuild` from the IANA
-subtag registry shipped in `language_data`, langcodes' likely-subtags table, lang2vec's URIEL language list and the
-names used in shared/data), so import is fast and does not touch langcodes' slow paths.
+subtag registry shipped in `language_data`, langcodes' likely-subtags table, lang2vec's URIEL language list, the
+names used in shared/data and CLDR's autonyms), so import is fast and does not touch langcodes' slow paths.
+Languages resolve by their own names too (`中文` → cmn, `العربية` → arb, `Deutsch` → deu; see `autonym_aliases`).
+
+Unknown input is hostile-input safe: text longer than MAX_NAME_CHARS is refused without a search, failures are
+cached like successes, and the "did you mean" search is a length-windowed rapidfuzz ratio (~0.5-3 ms per new value).
 """
 from __future__ import annotations
 
