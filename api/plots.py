@@ -14,7 +14,7 @@ import numpy as np
 _PYPLOT_LOCK = threading.Lock()
 _IMPORTANCE_CACHE: dict[tuple[int, str], bytes] = {}
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
-LABEL_WIDTH = 56  # characters per line of a waterfall label before it wraps (two lines at most)
+LABEL_WIDTH = 48  # characters per line of a waterfall label before it wraps (two lines at most)
 _UP, _DOWN, _OTHER = "#d6404e", "#2f7ac2", "#9a9a9a"
 
 
@@ -68,6 +68,15 @@ def wrap(text: str, width: int = LABEL_WIDTH, lines: int = 2) -> str:
     return "\n".join(parts)
 
 
+def _bind(text: str) -> str:
+    """Keep ' = ' with the first word of the value (no-break spaces), so a wrapped label never starts with '= '."""
+    head, sep, value = text.partition(" = ")
+    if not sep:
+        return text
+    first, _, rest = value.partition(" ")
+    return head + "\u00a0=\u00a0" + first + (" " + rest if rest else "")
+
+
 def query_title(q: dict, width: int = 90) -> str:
     """'mT5-base · xquad · eng:87599 → swh (k = 0)' from a query echo; user text, so never parsed as math."""
     from api.labels import model_name
@@ -80,7 +89,7 @@ def query_title(q: dict, width: int = 90) -> str:
     return wrap(title, width, 2)
 
 
-def waterfall(explanation: dict, fmt: str = "png", max_features: int = 12) -> bytes:
+def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> bytes:
     """SHAP waterfall: from the base value, each feature's push up or down, to the prediction.
 
     `explanation` is the /explain answer shape (base_value, prediction, query, contributions=[{feature, label, value,
@@ -94,7 +103,8 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 12) -> by
     base = float(explanation["base_value"])
     pred = float(explanation["prediction"])
     shown = contribs[:max_features]
-    labels = [wrap(describe(c.get("feature", c.get("label", "")), c.get("value"), q, c.get("label"))) for c in shown]
+    labels = [wrap(_bind(describe(c.get("feature", c.get("label", "")), c.get("value"), q, c.get("label"))))
+              for c in shown]
     values = [float(c["shap"]) for c in shown]
     rest = contribs[max_features:]
     if rest:
@@ -106,7 +116,7 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 12) -> by
     ends = starts + np.asarray(values)
     y = np.arange(n)[::-1] + 1  # row n (top) … row 1; the prediction line sits below at 0
 
-    fig = _figure(10, 0.42 * n + 1.9, dpi=100)
+    fig = _figure(8.5, 0.4 * n + 1.7, dpi=100)
     ax = fig.add_subplot(111)
     colors = [_UP if v > 0 else _DOWN for v in values]
     if rest:
@@ -121,25 +131,25 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 12) -> by
     for yi, s, e, v in zip(y, starts, ends, values):
         right = v >= 0
         ax.text(e + (pad if right else -pad), yi, f"{v:+.2f}", va="center", ha="left" if right else "right",
-                fontsize=8.5, color="#333", parse_math=False, zorder=4,
+                fontsize=9, color="#333", parse_math=False, zorder=4,
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.85})
     # room for the value labels on both sides, so nothing is cut at the edge
     ax.set_xlim(lo - 0.16 * span, hi + 0.16 * span)
-    ax.set_ylim(0.2, n + 1.0)
+    ax.set_ylim(-0.05, n + 1.0)
     ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=8.5, parse_math=False)
+    ax.set_yticklabels(labels, fontsize=9.5, parse_math=False)
     ax.axvline(base, color="#777", lw=0.8, ls="--", zorder=0)
     ax.axvline(pred, color="black", lw=1.0, zorder=0)
-    ax.text(base, n + 0.55, f"base value {base:.1f}", ha="center", va="bottom", fontsize=8, color="#555",
+    ax.text(base, n + 0.55, f"base value {base:.1f}", ha="center", va="bottom", fontsize=9, color="#555",
             parse_math=False, zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
-    ax.text(pred, 0.3, f"prediction {pred:.1f}", ha="center", va="bottom", fontsize=8.5, fontweight="bold",
+    ax.text(pred, 0.0, f"prediction {pred:.1f}", ha="center", va="bottom", fontsize=9.5, fontweight="bold",
             parse_math=False, zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     ax.grid(axis="x", color="#eee", zorder=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.set_xlabel("predicted score: each bar is one feature's SHAP push (red up, blue down)", fontsize=9,
+    ax.set_xlabel("predicted score: each bar is one feature's SHAP push (red up, blue down)", fontsize=9.5,
                   parse_math=False)
-    fig.suptitle("Why this prediction:  " + query_title(q, 100), x=0.01, ha="left", fontsize=10, parse_math=False)
+    fig.suptitle("Why this prediction:  " + query_title(q, 80), x=0.01, ha="left", fontsize=10.5, parse_math=False)
     fig.tight_layout(pad=0.6)  # one layout pass sized to the wrapped labels: nothing cut at the edges
     return _save(fig, fmt)
 
@@ -149,7 +159,7 @@ def curve(answer: dict, fmt: str = "png") -> bytes:
     pts = answer["points"]
     ks = np.array([p["k"] for p in pts], dtype=float)
     ys = np.array([p["score"] for p in pts], dtype=float)
-    fig = _figure(7, 3.8, dpi=100)
+    fig = _figure(7, 3.3, dpi=100)
     ax = fig.add_subplot(111)
     x = ks + 1
     if all(p.get("lower80") is not None for p in pts):
