@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -111,5 +112,201 @@ def read_verified(model_dir: Path) -> tuple[dict, dict[str, bytes]]:
         if actual != expected:
             raise ModelNotReady(f"model file {path} fails its sha256 check (expected {expected[:12]}…, "
                                 f"found {actual[:12]}…): refusing to serve a tampered or truncated model")
+        if is_booster_file(name):
+            try:
+                check_lightgbm_text(data)
+            except ValueError as e:
+                raise ModelNotReady(f"model file {path} is not a complete LightGBM model ({e}): refusing to load "
+                                    "a truncated or corrupt model") from e
         contents[name] = data
     return manifest, contents
+
+
+# ------------------------------------------------------------------------------------------------ booster text
+# LightGBM's text parser trusts the file: it jumps to each tree at the byte offsets listed in `tree_sizes=` and reads
+# arrays by the counts the file declares, so a file cut or corrupted *and* re-hashed into its manifest makes the C++
+# library read past its buffer (SIGSEGV, the whole server gone) instead of raising. Every booster text is therefore
+# checked here, in Python, before LightGBM sees it: the structure LightGBM relies on, and every index a prediction
+# follows (children, split features, categorical bitsets) within range.
+_HEADER_KEYS = ("version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx", "feature_names")
+
+
+def is_booster_file(name: str) -> bool:
+    """LightGBM boosters are stored as `model*.txt` (model.txt, model_deviation.txt)."""
+    return name.startswith("model") and name.endswith(".txt")
+
+
+def check_lightgbm_text(data: bytes) -> None:
+    """Raise ValueError naming the first structural fault of a LightGBM text model; return quietly if it is whole."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.start})") from None
+    if not text.startswith("tree\n"):
+        raise ValueError("no 'tree' header line")
+    first = text.find("\nTree=")
+    end = text.find("\nend of trees\n")
+    if end < 0:
+        raise ValueError("no 'end of trees' marker")
+    if first < 0 or first > end:
+        raise ValueError("no tree before 'end of trees'")
+    header_lines = [line for line in text[:first].split("\n")[1:] if line]
+    if any(not re.fullmatch(r"[a-z_]+=[^\n]*", line) for line in header_lines):
+        raise ValueError("a header line is not key=value")
+    header = dict(line.split("=", 1) for line in header_lines)
+    if len(header) != len(header_lines):
+        raise ValueError("a header key is repeated")
+    missing = [k for k in _HEADER_KEYS if k not in header]
+    if missing:
+        raise ValueError(f"header lacks {', '.join(missing)}")
+    try:
+        max_feature = int(header["max_feature_idx"])
+        n_class = int(header["num_class"])
+        per_iteration = int(header["num_tree_per_iteration"])
+    except ValueError:
+        raise ValueError("header counts are not integers") from None
+    if not (0 <= max_feature < 1_000_000) or n_class < 1 or per_iteration < 1:
+        raise ValueError("header counts out of range")
+    for key in ("feature_names", "feature_infos", "monotone_constraints"):
+        if key in header and len(header[key].split(" ")) != max_feature + 1:
+            raise ValueError(f"{key} does not list max_feature_idx + 1 values")
+    trees = text[first + 1:end + 1]  # from the first "Tree=" to the newline before "end of trees"
+    blocks = trees.split("\n\n")
+    if blocks and blocks[-1].strip() == "":
+        blocks.pop()
+    if "tree_sizes" in header:
+        try:
+            sizes = [int(x) for x in header["tree_sizes"].split(" ")]
+        except ValueError:
+            raise ValueError("tree_sizes holds a non-integer") from None
+        if len(sizes) != len(blocks):
+            raise ValueError(f"tree_sizes lists {len(sizes)} trees, the file holds {len(blocks)}")
+        offset = 0
+        for i, size in enumerate(sizes):
+            if size <= 0 or not trees.startswith(f"Tree={i}\n", offset):
+                raise ValueError(f"tree_sizes does not point at Tree={i}")
+            offset += size
+        if offset > len(trees) + 1:
+            raise ValueError("tree_sizes runs past 'end of trees'")
+    _check_tail(text[end + len("\nend of trees\n"):])
+    if len(blocks) % per_iteration:
+        raise ValueError(f"{len(blocks)} trees is not a multiple of num_tree_per_iteration={per_iteration}")
+    for i, block in enumerate(blocks):
+        _check_tree(i, block, max_feature)
+
+
+_PARAMETER = re.compile(r"\[[a-z0-9_]+: [^\n\[\]]*\]")
+
+
+def _check_tail(tail: str) -> None:
+    """After the trees: feature_importances (name=count), parameters ([key: value] up to 'end of parameters'), and
+    pandas_categorical (JSON). LightGBM's parameter reader crashes on a malformed or repeated line, so each is checked."""
+    lines = tail.split("\n")
+    i, seen = 0, set()
+    while i < len(lines):
+        line = lines[i]
+        if line == "":
+            i += 1
+        elif line == "feature_importances:":
+            i += 1
+            while i < len(lines) and lines[i]:
+                if not re.fullmatch(r"[^=\s]+=\d+", lines[i]):
+                    raise ValueError("a feature_importances line is not name=count")
+                i += 1
+        elif line == "parameters:":
+            i += 1
+            keys = set()
+            while i < len(lines) and lines[i] != "end of parameters":
+                if not lines[i]:
+                    i += 1
+                    continue
+                if not _PARAMETER.fullmatch(lines[i]):
+                    raise ValueError("a parameters line is not [key: value]")
+                key = lines[i][1:lines[i].index(":")]
+                if key in keys:
+                    raise ValueError(f"parameter {key} repeated")
+                keys.add(key)
+                i += 1
+            if i == len(lines):
+                raise ValueError("no 'end of parameters' marker")
+            i += 1
+        elif line.startswith("pandas_categorical:"):
+            try:
+                value = json.loads(line[len("pandas_categorical:"):])
+            except ValueError:
+                raise ValueError("pandas_categorical is not JSON") from None
+            if value is not None and not isinstance(value, list):
+                raise ValueError("pandas_categorical is not a list")
+            i += 1
+        else:
+            raise ValueError(f"unexpected line after the trees: {line[:40]!r}")
+        if line in seen and line:
+            raise ValueError(f"section {line[:40]!r} repeated")
+        seen.add(line)
+
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?inf|nan")
+_PER_NODE = ("split_feature", "split_gain", "threshold", "decision_type", "left_child", "right_child",
+             "internal_value", "internal_weight", "internal_count")
+_PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count")
+
+
+def _numbers(i: int, key: str, value: str, n: int) -> list[float]:
+    parts = value.split(" ") if value else []
+    if len(parts) != n:
+        raise ValueError(f"Tree={i}: {key} has {len(parts)} values, expected {n}")
+    if not all(_NUMBER.fullmatch(x) for x in parts):
+        raise ValueError(f"Tree={i}: {key} holds a value that is not a number")
+    return [float(x) for x in parts]
+
+
+def _check_tree(i: int, block: str, max_feature: int) -> None:
+    """Every array LightGBM reads has the length the tree declares, every number parses, every index is in range."""
+    lines = block.strip("\n").split("\n")
+    if lines[0] != f"Tree={i}":
+        raise ValueError(f"expected Tree={i}, found {lines[0][:40]!r}")
+    if any("=" not in line for line in lines[1:]):
+        raise ValueError(f"Tree={i}: a line is not key=value")
+    tree = dict(line.split("=", 1) for line in lines[1:])
+    if len(tree) != len(lines) - 1:
+        raise ValueError(f"Tree={i}: a key is repeated")
+    try:
+        n_leaves, n_cat = int(tree["num_leaves"]), int(tree["num_cat"])
+    except (KeyError, ValueError):
+        raise ValueError(f"Tree={i}: num_leaves / num_cat missing") from None
+    if n_leaves < 1 or n_cat < 0 or n_cat >= n_leaves:
+        raise ValueError(f"Tree={i}: bad num_leaves / num_cat")
+    if tree.get("is_linear", "0") != "0":
+        raise ValueError(f"Tree={i}: linear trees are not served")
+    n_nodes = n_leaves - 1
+    arrays = {}
+    for key in _PER_LEAF + (_PER_NODE if n_nodes else ()):
+        if key not in tree and key not in ("leaf_weight", "internal_weight"):  # weights: optional in old files
+            raise ValueError(f"Tree={i}: {key} missing")
+        if key in tree:
+            arrays[key] = _numbers(i, key, tree[key], n_leaves if key in _PER_LEAF else n_nodes)
+    for key in ("shrinkage",):
+        if key in tree:
+            _numbers(i, key, tree[key], 1)
+    if not n_nodes:
+        return
+    if any(f != int(f) or not 0 <= f <= max_feature for f in arrays["split_feature"]):
+        raise ValueError(f"Tree={i}: split_feature outside 0..{max_feature}")
+    for key in ("left_child", "right_child"):
+        if any(c != int(c) or not (-n_leaves <= c < n_nodes) for c in arrays[key]):
+            raise ValueError(f"Tree={i}: {key} points outside the tree")
+    bounds = [0]
+    if n_cat:
+        if "cat_boundaries" not in tree or "cat_threshold" not in tree:
+            raise ValueError(f"Tree={i}: categorical tree without cat_boundaries / cat_threshold")
+        bounds = [int(b) for b in _numbers(i, "cat_boundaries", tree["cat_boundaries"], n_cat + 1)]
+        if bounds[0] != 0 or any(b < a for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"Tree={i}: cat_boundaries not increasing from 0")
+        _numbers(i, "cat_threshold", tree["cat_threshold"], bounds[-1])
+    for node, kind in enumerate(arrays["decision_type"]):
+        if kind != int(kind) or not 0 <= kind < 128:
+            raise ValueError(f"Tree={i}: bad decision_type")
+        if int(kind) & 1:  # categorical split: its threshold indexes cat_boundaries
+            t = arrays["threshold"][node]
+            if not (t == int(t) and 0 <= t < n_cat):
+                raise ValueError(f"Tree={i}: categorical split {node} points outside cat_boundaries")

@@ -1,26 +1,27 @@
 """Health, version and the registries (languages, models, tasks): cheap GETs, no model work."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from api.app import get_predictor
+from api.dependencies import get_predictor
 from api.schemas import ERROR_RESPONSES, Health, LanguageOut, ModelOut, TasksResponse
 
 router = APIRouter(tags=["meta"])
 
 
 @router.get("/health", response_model=Health, responses=ERROR_RESPONSES)
-def health(request: Request):
-    """200 when a verified model is loaded; 503 with the reason otherwise (missing, tampered, truncated model)."""
-    p = get_predictor(request)
+async def health(p=Depends(get_predictor)):
+    """200 when a verified model is loaded; 503 with the reason otherwise (missing, tampered, truncated model).
+
+    `async` and touching no pool: answered on the event loop, never behind plots, plans or batches."""
     m = p.manifest or {}
     return {"status": "ok", "model_version": m.get("version"), "n_features": len(m.get("features") or [])}
 
 
 @router.get("/version", responses=ERROR_RESPONSES)
-def version(request: Request) -> dict:
+async def version(p=Depends(get_predictor)) -> dict:
     """The served model's manifest: version, data hash, features, metrics, library versions, file hashes."""
-    return dict(get_predictor(request).manifest)
+    return dict(p.manifest)
 
 
 @router.get("/languages", response_model=list[LanguageOut])

@@ -8,59 +8,61 @@ thread pool.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.answers import explain_answer, rank_answer, with_task_type
-from api.app import get_predictor
+from api.dependencies import WorkPool, get_answers, get_predictor, plan_pool
 from api.schemas import (ERROR_RESPONSES, CurveRequest, CurveResponse, ExplainResponse, PlanRequest, PlanResponse,
                          PredictResponse, Query, RankRequest, RankResponse)
 
 router = APIRouter(tags=["predict"], responses=ERROR_RESPONSES)
 
 
-async def _answer(request: Request, endpoint: str, body: BaseModel, out: type[BaseModel], compute) -> Response:
-    p = get_predictor(request)
-    cache = request.app.state.answers
+async def _answer(p, cache, endpoint: str, body: BaseModel, out: type[BaseModel], compute,
+                  pool: WorkPool | None = None) -> Response:
     key = (endpoint, body.model_dump_json())
     data = cache.get(p, key)
     if data is None:
-        data = await run_in_threadpool(lambda: out.model_validate(compute(p)).model_dump_json().encode())
+        run = pool.run if pool is not None else run_in_threadpool
+        data = await run(lambda: out.model_validate(compute(p)).model_dump_json().encode())
         cache.put(p, key, data)
     return Response(content=data, media_type="application/json")
 
 
 @router.post("/predict", response_model=PredictResponse)
-async def predict(body: Query, request: Request):
+async def predict(body: Query, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Predicted score with 80%/90% intervals, and the same query from always-English and the closest source."""
-    return await _answer(request, "predict", body, PredictResponse, lambda p: p.predict_one(body.as_query()))
+    return await _answer(p, cache, "predict", body, PredictResponse, lambda p: p.predict_one(body.as_query()))
 
 
 @router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, request: Request):
+async def rank(body: RankRequest, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons in words."""
-    return await _answer(request, "rank", body, RankResponse, lambda p: rank_answer(
+    return await _answer(p, cache, "rank", body, RankResponse, lambda p: rank_answer(
         p, body.as_query(), body.candidates, body.top, body.reasons, body.source))
 
 
 @router.post("/curve", response_model=CurveResponse)
-async def curve(body: CurveRequest, request: Request):
+async def curve(body: CurveRequest, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Predicted score over k target examples (monotone), the a + b·ln(1+k) fit, R² and k_to_reach."""
-    return await _answer(request, "curve", body, CurveResponse,
+    return await _answer(p, cache, "curve", body, CurveResponse,
                          lambda p: p.curve(body.as_query(), body.ks, body.target_score))
 
 
 @router.post("/explain", response_model=ExplainResponse)
-async def explain(body: Query, request: Request):
+async def explain(body: Query, p=Depends(get_predictor), cache=Depends(get_answers)):
     """SHAP value per feature and the base value; base_value + Σ shap = prediction (within 1e-6)."""
-    return await _answer(request, "explain", body, ExplainResponse, lambda p: explain_answer(p, body.as_query()))
+    return await _answer(p, cache, "explain", body, ExplainResponse, lambda p: explain_answer(p, body.as_query()))
 
 
 @router.post("/plan", response_model=PlanResponse)
-async def plan(body: PlanRequest, request: Request):
+async def plan(body: PlanRequest, p=Depends(get_predictor), cache=Depends(get_answers),
+               pool: WorkPool = Depends(plan_pool)):
     """How many examples per language (target included) maximise the predicted score for a budget; gain vs English."""
     query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target}
-    return await _answer(request, "plan", body, PlanResponse,
-                         lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps))
+    return await _answer(p, cache, "plan", body, PlanResponse,
+                         lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps),
+                         pool)

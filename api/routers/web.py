@@ -1,10 +1,12 @@
 """The web page at `/`: server-rendered form (jinja2) plus a little plain JavaScript calling the JSON API."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from api.app import WEB_DIR
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 router = APIRouter(include_in_schema=False)
 _templates = None

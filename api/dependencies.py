@@ -1,0 +1,131 @@
+"""What endpoints take through `Depends`: the loaded predictor, the answer cache, and bounded pools for heavy work.
+
+Why a module of its own: the app factory and every router need these, and the factory needs the routers, so keeping
+them in `api.app` made the two import each other. Here they depend on nothing in `api` but `api.cache`; the factory
+creates the objects on `app.state` and the routers ask for them.
+
+Pools: a plot, a `/plan` or a `/batch` upload costs from tens of milliseconds to seconds of CPU (and a 50 MB upload
+~240 MB of memory), while `/health` and a cached answer cost microseconds. Each heavy kind gets a `WorkPool`: at most
+`size` run at once, at most `queue` more wait (each for at most `wait_s`), and anything beyond is answered at once
+with 503 + `Retry-After` instead of queueing without end behind the work already admitted.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+
+class PredictorUnavailable(Exception):
+    """Raised by `get_predictor` when no valid model is loaded (→ 503 with the reason)."""
+
+
+class Busy(Exception):
+    """A work pool is full (→ 503 with `Retry-After`)."""
+
+    def __init__(self, pool: str, retry_after: int):
+        super().__init__(f"the server is busy with other {pool} requests; retry in {retry_after} s")
+        self.pool = pool
+        self.retry_after = retry_after
+
+
+async def get_predictor(request: Request):
+    """The loaded TransferPredictor, or 503 with why it is missing. `async` so it runs on the event loop (no thread
+    hop): `/health` depends on it and must never wait behind work."""
+    p = getattr(request.app.state, "predictor", None)
+    if p is None:
+        raise PredictorUnavailable(getattr(request.app.state, "load_error", None) or "model not loaded")
+    return p
+
+
+async def get_answers(request: Request):
+    """The per-model LRU of finished answers (`api.cache.AnswerCache`)."""
+    return request.app.state.answers
+
+
+# ------------------------------------------------------------------------------------------------ work pools
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class PoolLimits:
+    size: int          # run at once
+    queue: int         # wait for a slot beyond those running
+    wait_s: float      # longest wait for a slot before 503
+    retry_after: int = 1
+
+
+def default_limits() -> dict[str, PoolLimits]:
+    n = cores()
+    return {
+        "plots": PoolLimits(size=n, queue=4 * n, wait_s=5.0),
+        "plan": PoolLimits(size=n, queue=2 * n, wait_s=5.0),
+        # one upload is held in memory several times over while it is parsed and scored: cap the count, not the rate
+        "batch": PoolLimits(size=2, queue=2, wait_s=10.0, retry_after=5),
+    }
+
+
+class WorkPool:
+    """Bounded admission for one kind of heavy request, used on the event loop (no lock needed)."""
+
+    def __init__(self, name: str, limits: PoolLimits):
+        self.name = name
+        self.limits = limits
+        self._sem: asyncio.Semaphore | None = None
+        self.admitted = 0   # running + waiting
+        self.running = 0
+        self.refused = 0
+
+    @asynccontextmanager
+    async def slot(self):
+        lim = self.limits
+        if self.admitted >= lim.size + lim.queue:
+            self.refused += 1
+            raise Busy(self.name, lim.retry_after)
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(lim.size)
+        self.admitted += 1
+        try:
+            try:
+                await asyncio.wait_for(self._sem.acquire(), lim.wait_s)
+            except asyncio.TimeoutError:
+                self.refused += 1
+                raise Busy(self.name, lim.retry_after) from None
+            self.running += 1
+            try:
+                yield
+            finally:
+                self.running -= 1
+                self._sem.release()
+        finally:
+            self.admitted -= 1
+
+    async def run(self, fn, *args):
+        """`fn(*args)` in the thread pool once a slot is free; Busy when the pool and its queue are full."""
+        async with self.slot():
+            return await run_in_threadpool(fn, *args)
+
+
+def make_pools(limits: dict[str, PoolLimits] | None = None) -> dict[str, WorkPool]:
+    merged = {**default_limits(), **(limits or {})}
+    return {name: WorkPool(name, lim) for name, lim in merged.items()}
+
+
+async def plot_pool(request: Request) -> WorkPool:
+    return request.app.state.pools["plots"]
+
+
+async def plan_pool(request: Request) -> WorkPool:
+    return request.app.state.pools["plan"]
+
+
+async def batch_pool(request: Request) -> WorkPool:
+    return request.app.state.pools["batch"]
