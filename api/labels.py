@@ -127,7 +127,7 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
             if name is None:
                 return rounded(value)
             task = q.get("task")
-            return f"{name} ({task})" if task and task != name else name
+            return f"{name} ({task})" if task and task != name and len(str(task)) <= 24 else name
         if feature == "model_family":
             from features.featurize import MODEL_FAMILIES
             fam = _index(value, MODEL_FAMILIES)

@@ -82,10 +82,11 @@ def query_title(q: dict, width: int = 90) -> str:
     from api.labels import model_name
 
     mix = q.get("train_config") or q.get("source") or ""
+    target = q.get("target") or ""
     parts = [model_name(q.get("model")), str(q.get("task") or "")]
-    arrow = f"{mix} → {q.get('target', '')}" if mix else f"target {q.get('target', '')}"
+    parts.append(f"{mix} → {target}" if mix and target else (f"target {target}" if target else mix))
     k = q.get("k")
-    title = " · ".join(p for p in parts if p) + " · " + arrow + (f" (k = {k})" if k else "")
+    title = " · ".join(p for p in parts if p) + (f" (k = {k})" if k else "")
     return wrap(title, width, 2)
 
 
@@ -96,25 +97,43 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> by
     shap}]). Values are shown in natural units (api.labels); the `max_features` largest pushes get a bar each and the
     rest are summed into one "other features" bar, so the picture stays readable whatever features the model has.
     """
+    return _save(waterfall_figure(explanation, max_features), fmt)
+
+
+def waterfall_rows(explanation: dict, max_features: int = 10) -> tuple[list[str], list[float], bool]:
+    """(labels, SHAP values, last row is the 'other features' sum): the biggest pushes first, display text decoded.
+
+    Works from whatever contributions the explanation holds (feature names come from the model, not from a list here).
+    """
     from api.labels import describe
 
     q = explanation.get("query") or {}
-    contribs = sorted(explanation["contributions"], key=lambda c: -abs(float(c["shap"])))
-    base = float(explanation["base_value"])
-    pred = float(explanation["prediction"])
-    shown = contribs[:max_features]
-    labels = [wrap(_bind(describe(c.get("feature", c.get("label", "")), c.get("value"), q, c.get("label"))))
+    contribs = [c for c in explanation["contributions"] if np.isfinite(float(c["shap"]))]
+    contribs.sort(key=lambda c: -abs(float(c["shap"])))
+    keep = len(contribs) if len(contribs) <= max_features + 1 else max_features  # never "1 other features"
+    shown, rest = contribs[:keep], contribs[keep:]
+    labels = [wrap(_bind(describe(c.get("feature") or c.get("label", ""), c.get("value"), q, c.get("label"))))
               for c in shown]
     values = [float(c["shap"]) for c in shown]
-    rest = contribs[max_features:]
     if rest:
         labels.append(f"{len(rest)} other features")
         values.append(sum(float(c["shap"]) for c in rest))
+    return labels, values, bool(rest)
+
+
+def waterfall_figure(explanation: dict, max_features: int = 10):
+    """The waterfall as a laid-out matplotlib Figure (tests check that no text is cut or overlaps)."""
+    q = explanation.get("query") or {}
+    base = float(explanation["base_value"])
+    pred = float(explanation["prediction"])
+    labels, values, rest = waterfall_rows(explanation, max_features)
+    if not values:  # nothing to explain: a single zero bar keeps the picture well-formed
+        labels, values = ["no feature moved this prediction"], [0.0]
     n = len(values)
     # top to bottom in reading order: base value at the top, the biggest push first, the prediction at the bottom
     starts = base + np.concatenate([[0.0], np.cumsum(values)[:-1]])
     ends = starts + np.asarray(values)
-    y = np.arange(n)[::-1] + 1  # row n (top) … row 1; the prediction line sits below at 0
+    y = np.arange(n)[::-1] + 1  # row n (top) … row 1; the prediction label sits below at 0
 
     fig = _figure(8.5, 0.4 * n + 1.7, dpi=100)
     ax = fig.add_subplot(111)
@@ -149,13 +168,19 @@ def waterfall(explanation: dict, fmt: str = "png", max_features: int = 10) -> by
         ax.spines[side].set_visible(False)
     ax.set_xlabel("predicted score: each bar is one feature's SHAP push (red up, blue down)", fontsize=9.5,
                   parse_math=False)
-    fig.suptitle("Why this prediction:  " + query_title(q, 80), x=0.01, ha="left", fontsize=10.5, parse_math=False)
+    title = query_title(q, 80)
+    fig.suptitle("Why this prediction" + (":  " + title if title else ""), x=0.01, ha="left", fontsize=10.5, parse_math=False)
     fig.tight_layout(pad=0.6)  # one layout pass sized to the wrapped labels: nothing cut at the edges
-    return _save(fig, fmt)
+    return fig
 
 
 def curve(answer: dict, fmt: str = "png") -> bytes:
     """Few-shot curve: predicted score against k (log scale), 80% band and the a + b·ln(1+k) fit."""
+    return _save(curve_figure(answer), fmt)
+
+
+def curve_figure(answer: dict):
+    """The few-shot curve as a laid-out matplotlib Figure."""
     pts = answer["points"]
     ks = np.array([p["k"] for p in pts], dtype=float)
     ys = np.array([p["score"] for p in pts], dtype=float)
@@ -182,7 +207,7 @@ def curve(answer: dict, fmt: str = "png") -> bytes:
     for t in leg.get_texts():
         t.set_parse_math(False)
     fig.tight_layout(pad=0.6)
-    return _save(fig, fmt)
+    return fig
 
 
 def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
