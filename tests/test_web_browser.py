@@ -7,6 +7,7 @@ suggestions once; a CSV upload shows rows / scored / errors on the page. Screens
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +34,7 @@ def browser():
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--hide-scrollbars", "--window-size=1400,1100", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (JS, CSP) are test failures
     # an explicit Service path means selenium-manager never runs (and never downloads a driver)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(30)
@@ -58,6 +60,12 @@ def _image_loaded(driver, element_id: str) -> bool:
         "const i = document.getElementById(arguments[0]);"
         "return !!(i && i.getAttribute('src') && i.complete && i.naturalWidth > 100 && i.offsetWidth > 100);",
         element_id)
+
+
+def _console_errors(driver) -> list[str]:
+    """Console errors since the last call (script errors, CSP refusals), except the 4xx a test asked for."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and not re.search(r"status of 4\d\d", e["message"])]
 
 
 def _shot(driver, name: str) -> Path:
@@ -95,6 +103,9 @@ def _rank(driver, target: str, candidates: str = "", mixture: str = "") -> None:
 def test_fresh_page_shows_no_results_and_no_image_placeholders(browser, live_server):
     By = _by()
     _open(browser, live_server)
+    _console_errors(browser)
+    browser.refresh()
+    assert not _console_errors(browser), "the page loads without console errors"
     assert not browser.find_element(By.ID, "results").is_displayed()
     assert not browser.find_element(By.ID, "error").is_displayed()
     assert not browser.find_element(By.ID, "batch-summary").is_displayed()
@@ -137,6 +148,7 @@ def test_rank_added_candidate_click_source_and_see_plots(browser, live_server):
     assert not browser.find_element(By.ID, "error").is_displayed()
     browser.execute_script("document.getElementById('results').scrollIntoView()")
     _shot(browser, "web_source.png")
+    assert not _console_errors(browser)
 
 
 def test_training_mix_gets_its_score_and_plots(browser, live_server):
@@ -151,6 +163,7 @@ def test_training_mix_gets_its_score_and_plots(browser, live_server):
     wait.until(lambda d: _image_loaded(d, "waterfall-img") and _image_loaded(d, "curve-img"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#ranked tbody tr")) >= 5  # the ranking is still there
     assert not browser.find_elements(By.CSS_SELECTOR, "#ranked tbody tr.selected")
+    assert not _console_errors(browser)
 
 
 def test_error_clears_old_results_and_prints_suggestions_once(browser, live_server):
@@ -192,3 +205,4 @@ def test_csv_upload_shows_summary(browser, live_server, tmp_path):
     assert not browser.find_element(By.ID, "results").is_displayed()
     browser.execute_script("document.getElementById('batch').scrollIntoView()")
     _shot(browser, "web_batch.png")
+    assert not _console_errors(browser)
