@@ -163,6 +163,7 @@ def test_training_mix_gets_its_score_and_plots(browser, live_server):
     wait.until(lambda d: _image_loaded(d, "waterfall-img") and _image_loaded(d, "curve-img"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#ranked tbody tr")) >= 5  # the ranking is still there
     assert not browser.find_elements(By.CSS_SELECTOR, "#ranked tbody tr.selected")
+    _shot(browser, "web_mixture.png")
     assert not _console_errors(browser)
 
 
