@@ -181,6 +181,10 @@ CSV_FILE_CASES = [
      422, "utf-8"),
     ("empty file", b"", 422, ""),
     ("duplicate header", b"model,task,source,target,target\nxlm-r-large,xnli,en,sw,sw\n", 422, "duplicate"),
+    ("header only", b"model,task,source,target\n", 422, "no rows"),
+    ("header and blank lines only", b"model,task,source,target\r\n\r\n\r\n", 422, "no rows"),
+    ("header line over 1 MB", b"model,task,source,target," + b"x" * (2 << 20) + b"\n" + GOOD_ROW.encode() + b",1\n",
+     422, "longer than 1 mb"),
 ]
 
 
@@ -227,6 +231,8 @@ ROWS = [  # (csv line, expected error fragment or "" for a good row)
     ("xlm-r-large,xnli,en,sw", "field"),          # ragged: 4 fields where the header has 6
     ("xlm-r-large,xnli,en,sw,,,extra", "field"),  # ragged: 7 fields
     ("mt5-base,udpos,de,yo,,10", ""),
+    (",,,,,", "model is required"),                # every field empty: a record, not a blank line
+    ("=cmd|' /C calc'!A0,xnli,en,sw,,", "unknown model"),  # formula text: an error row (escaped in the CSV)
 ]
 
 
@@ -299,6 +305,7 @@ CLI_CASES = [
     ("target score out of range", ("curve", *Q_ARGS, "sw", "--target-score", "150"), "between 0 and 100"),
     ("bad plot suffix", ("explain", *Q_ARGS, "sw", "--plot", "x.gif"), ".png or .svg"),
     ("missing input file", ("batch", "/nonexistent/q.csv", "-o", "/tmp/xlt-never.csv"), "not found"),
+    ("xlsx batch output", ("batch", "/nonexistent/q.csv", "-o", "/tmp/xlt-never.xlsx"), ".csv, .parquet"),
 ]
 
 
@@ -315,6 +322,9 @@ def test_cli_bad_input_exits_2_with_one_line(name, args, needle, model_dir):
     ("missing column", b"model,task,target\nxlm-r-large,xnli,sw\n", "source or train_config"),
     ("latin-1", ("model,task,source,target\n" + GOOD_ROW + "\nxlm-r-large,xnli,en,Españ\n").encode("latin-1"),
      "UTF-8"),
+    ("header only", b"model,task,source,target\n", "no rows"),
+    ("header line over 1 MB", b"model,task,source,target," + b"x" * (2 << 20) + b"\n" + GOOD_ROW.encode() + b",1\n",
+     "longer than 1 MB"),
 ])
 def test_cli_batch_file_errors_exit_2(tmp_path, name, data, needle, model_dir):
     src, dst = tmp_path / "q.csv", tmp_path / "o.csv"

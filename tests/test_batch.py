@@ -6,7 +6,7 @@ import io
 import pandas as pd
 import pytest
 
-from api import batch
+import batch
 from features.errors import XltError
 
 HEADER = "model,task,source,target,id\n"

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from api.app import get_predictor
+from api.dependencies import get_predictor
 from api.schemas import ERROR_RESPONSES
 
 router = APIRouter(tags=["batch"])
@@ -18,13 +19,26 @@ async def batch(file: UploadFile = File(..., description="CSV with model, task, 
                 p=Depends(get_predictor)):
     """Score every row of a CSV. Bad rows keep their place with `error = "line N: reason"`; good rows are scored.
 
-    A missing required column, an empty file or a file that is not UTF-8 is a 422 before any output is sent.
+    A missing required column, an empty or header-only file, a file that is not UTF-8 or a line over 16 MB is a
+    422 before any output is sent. Cells a spreadsheet would run as formulas come back with a leading `'`.
     """
-    from api.batch import iter_csv_response, validate_upload
+    from batch import iter_csv_response, validate_upload
 
     data = await file.read()
-    validate_upload(data)
+
+    def start():
+        # file-level checks and the first chunk before the 200 is sent, so a file error is still a 422
+        validate_upload(data)
+        chunks = iter_csv_response(data, p)
+        return next(chunks), chunks
+
+    first, rest = await run_in_threadpool(start)
+
+    def body():
+        yield first
+        yield from rest
+
     name = (file.filename or "batch").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "batch"
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "-_")[:80] or "batch"
-    return StreamingResponse(iter_csv_response(data, p), media_type="text/csv",
+    return StreamingResponse(body(), media_type="text/csv",
                              headers={"content-disposition": f'attachment; filename="{safe}_scored.csv"'})
