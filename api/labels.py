@@ -118,6 +118,8 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
     if _isnan(value):
         if feature == "model_log_params" and q.get("model"):
             return model_description(q["model"])
+        if feature.startswith("ev_"):  # features.evidence: means of published scores; NaN = nothing published
+            return "none published"
         return "unknown"
     value = float(value)
     try:
@@ -158,6 +160,8 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
             return str(int(round(value)))
         if feature == "uriel_coverage":
             return f"{100 * value:.0f}%"
+        if feature.startswith("ev_"):
+            return f"{value:.1f}"
         if feature.startswith("dist_") or feature in ("subword_overlap", "tgt_relative_distance"):
             return f"{value:.2f}"
     except (ValueError, OverflowError, ImportError):

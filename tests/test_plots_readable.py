@@ -75,6 +75,8 @@ def test_sizes_and_shares_in_natural_units():
     assert labels.value_text("same_script", 0.0, q) == "no"
     assert labels.value_text("same_family", 0.5, q).startswith("yes for 50%")
     assert labels.value_text("n_source_languages", 3.0, q) == "3"
+    assert labels.value_text("ev_pair", float("nan"), q) == "none published"  # features.evidence grains
+    assert labels.value_text("ev_pair", 71.234, q) == "71.2"
 
 
 def test_unknown_features_fall_back_to_name_and_rounded_value():
