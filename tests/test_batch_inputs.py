@@ -236,6 +236,12 @@ def test_escape_rule():
     out = escape_formulas(t)
     assert out["a"].to_pylist() == ["'=x", None, "-4"] and out["n"].to_pylist() == [-1.5, None, 2.0]
     assert out.schema.field("n").type == pa.float64()
+    # the first-byte test reads the string buffers: slices, nulls, empty cells and several chunks
+    arr = pa.array(["x", "=a", None, "", "-2", "@b", "\rc"]).slice(1)
+    col = pa.chunked_array([arr.slice(0, 3), arr.slice(3)])
+    assert escape_formulas(pa.table({"a": col}))["a"].to_pylist() == ["'=a", None, "", "-2", "'@b", "'\rc"]
+    big = pa.array(["=x"], pa.large_string())
+    assert escape_formulas(pa.table({"a": big}))["a"].to_pylist() == ["'=x"]
 
 
 INJECTION = ("model,task,source,target,note,=HYPERLINK(\"x\")\n"
