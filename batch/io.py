@@ -102,9 +102,10 @@ def _first_line(source) -> bytes:
     if isinstance(source, (str, Path)):
         with open(source, "rb") as fh:
             return fh.readline(HEADER_MAX_BYTES + 3)
-    data = source.getvalue()
-    end = data.find(b"\n", 0, HEADER_MAX_BYTES + 3)
-    return data[: end + 1] if end >= 0 else data[: HEADER_MAX_BYTES + 3]
+    source.seek(0)
+    first = source.readline(HEADER_MAX_BYTES + 3)
+    source.seek(0)
+    return first
 
 
 def read_header(source) -> list[str]:
@@ -435,6 +436,8 @@ class Input:
 def open_input(path) -> Input:
     """File-level checks first (a bad header must not wait for, or need, a model), then a chunk source."""
     path = Path(path)
+    if path.is_dir():
+        raise XltError(f"input {path} is a directory, not a file", field="file")
     if not path.is_file():
         raise XltError(f"input file not found: {path}", field="file")
     check_input_type(path)
@@ -626,7 +629,12 @@ def write_tables(tables: Iterator[pa.Table], path, fmt: str, *, infer_numbers: b
 
 def atomic_output(out_path: Path) -> tuple[str, Callable[[], None], Callable[[], None]]:
     """A temp file next to OUT, a commit (rename over OUT) and a discard."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    if out_path.is_dir():
+        raise XltError(f"cannot write {out_path}: it is a directory", field="output")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    except OSError as e:  # a parent that is a file, no permission, read-only or full disk
+        raise XltError(f"cannot write {out_path}: {e.strerror or e}", field="output") from None
     os.close(fd)
     return tmp, lambda: os.replace(tmp, out_path), lambda: Path(tmp).unlink(missing_ok=True)

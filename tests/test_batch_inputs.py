@@ -275,3 +275,16 @@ def test_parquet_output_keeps_values_unescaped(tmp_path, predictor):
     out = pd.read_parquet(dst)
     assert out["note"].tolist() == ["ok", "@SUM(1+1)", "+x", "-x", "-1.5", "\t=1"]
     assert out.columns[5] == "=HYPERLINK(\"x\")"
+
+
+# ------------------------------------------------------------------------------------- paths the CLI cannot use
+def test_unwritable_output_and_directory_input_are_one_line_errors(tmp_path, model_dir):
+    src = tmp_path / "in.csv"
+    src.write_text(HEADER + f"{GOOD},a\n")
+    line = _one_error_line(_xlt("batch", src, "-o", src / "o.csv"))  # a parent that is a file (was a traceback)
+    assert line.startswith(f"xlt: error: cannot write {src / 'o.csv'}: ")
+    line = _one_error_line(_xlt("batch", src, "-o", tmp_path))
+    assert line.startswith("xlt: error: cannot write ")
+    assert _one_error_line(_xlt("batch", tmp_path, "-o", tmp_path / "o.csv")) == \
+        f"xlt: error: input {tmp_path} is a directory, not a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
