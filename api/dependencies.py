@@ -20,6 +20,11 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 
+# /plan's greedy search predicts steps × (candidates + targets) × targets rows: 20 steps over 50 candidates for one
+# target is ~1k (0.2 s CPU); the schema's extremes (100 × 60 × 10 = 60k) were 3.5-5 s of CPU for a 1 KB request.
+MAX_PLAN_WORK = 15_000
+
+
 class PredictorUnavailable(Exception):
     """Raised by `get_predictor` when no valid model is loaded (→ 503 with the reason)."""
 

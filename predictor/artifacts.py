@@ -245,19 +245,29 @@ def _check_tail(tail: str) -> None:
         seen.add(line)
 
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?inf|nan")
+_NUM = r"(?:-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?inf|nan)"
+_NUMBERS = re.compile(f"{_NUM}(?: {_NUM})*")
+_INTEGERS = re.compile(r"-?\d+(?: -?\d+)*")
+_INTEGER_KEYS = {"split_feature", "decision_type", "left_child", "right_child", "leaf_count", "internal_count",
+                 "cat_boundaries", "cat_threshold"}
 _PER_NODE = ("split_feature", "split_gain", "threshold", "decision_type", "left_child", "right_child",
              "internal_value", "internal_weight", "internal_count")
 _PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count")
+_CONVERT = {"split_feature", "decision_type", "left_child", "right_child", "threshold"}
 
 
-def _numbers(i: int, key: str, value: str, n: int) -> list[float]:
-    parts = value.split(" ") if value else []
-    if len(parts) != n:
-        raise ValueError(f"Tree={i}: {key} has {len(parts)} values, expected {n}")
-    if not all(_NUMBER.fullmatch(x) for x in parts):
-        raise ValueError(f"Tree={i}: {key} holds a value that is not a number")
-    return [float(x) for x in parts]
+def _numbers(i: int, key: str, value: str, n: int) -> list[float] | None:
+    """Check `value` is exactly n numbers (integers for index arrays), one regex per line; values for the arrays
+    whose ranges are checked next, None for the others."""
+    count = value.count(" ") + 1 if value else 0
+    if count != n:
+        raise ValueError(f"Tree={i}: {key} has {count} values, expected {n}")
+    integer = key in _INTEGER_KEYS
+    if n and not (_INTEGERS if integer else _NUMBERS).fullmatch(value):
+        raise ValueError(f"Tree={i}: {key} holds a value that is not {'an integer' if integer else 'a number'}")
+    if key in _CONVERT or key.startswith("cat_"):
+        return [int(x) for x in value.split(" ")] if integer else [float(x) for x in value.split(" ")]
+    return None
 
 
 def _check_tree(i: int, block: str, max_feature: int) -> None:
@@ -290,23 +300,37 @@ def _check_tree(i: int, block: str, max_feature: int) -> None:
             _numbers(i, key, tree[key], 1)
     if not n_nodes:
         return
-    if any(f != int(f) or not 0 <= f <= max_feature for f in arrays["split_feature"]):
+    if any(not 0 <= f <= max_feature for f in arrays["split_feature"]):
         raise ValueError(f"Tree={i}: split_feature outside 0..{max_feature}")
     for key in ("left_child", "right_child"):
-        if any(c != int(c) or not (-n_leaves <= c < n_nodes) for c in arrays[key]):
+        if any(not (-n_leaves <= c < n_nodes) for c in arrays[key]):
             raise ValueError(f"Tree={i}: {key} points outside the tree")
-    bounds = [0]
+    # a tree, not a graph: node 0 is the root, every other node and every leaf is the child of exactly one node
+    # (TreeSHAP walks paths by depth and overruns its buffers on a shared or missing child)
+    children = sorted(arrays["left_child"] + arrays["right_child"])
+    if children != list(range(-n_leaves, 0)) + list(range(1, n_nodes)):
+        raise ValueError(f"Tree={i}: children do not form a tree")
+    left, right = arrays["left_child"], arrays["right_child"]
+    stack, reached = [0], 0
+    while stack:  # with every node the child of exactly one other, all reachable from the root means no cycle
+        node = stack.pop()
+        reached += 1
+        stack += [c for c in (left[node], right[node]) if c >= 0]
+        if reached > n_nodes:
+            break
+    if reached != n_nodes:
+        raise ValueError(f"Tree={i}: children do not form a tree")
     if n_cat:
         if "cat_boundaries" not in tree or "cat_threshold" not in tree:
             raise ValueError(f"Tree={i}: categorical tree without cat_boundaries / cat_threshold")
-        bounds = [int(b) for b in _numbers(i, "cat_boundaries", tree["cat_boundaries"], n_cat + 1)]
+        bounds = _numbers(i, "cat_boundaries", tree["cat_boundaries"], n_cat + 1)
         if bounds[0] != 0 or any(b < a for a, b in zip(bounds, bounds[1:])):
             raise ValueError(f"Tree={i}: cat_boundaries not increasing from 0")
         _numbers(i, "cat_threshold", tree["cat_threshold"], bounds[-1])
     for node, kind in enumerate(arrays["decision_type"]):
-        if kind != int(kind) or not 0 <= kind < 128:
+        if not 0 <= kind < 128:
             raise ValueError(f"Tree={i}: bad decision_type")
-        if int(kind) & 1:  # categorical split: its threshold indexes cat_boundaries
+        if kind & 1:  # categorical split: its threshold indexes cat_boundaries
             t = arrays["threshold"][node]
-            if not (t == int(t) and 0 <= t < n_cat):
+            if not (0 <= t < n_cat and t == int(t)):
                 raise ValueError(f"Tree={i}: categorical split {node} points outside cat_boundaries")

@@ -13,8 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from features.errors import BadValue
+
 from api.answers import explain_answer, rank_answer, with_task_type
-from api.dependencies import WorkPool, get_answers, get_predictor, plan_pool
+from api.dependencies import MAX_PLAN_WORK, WorkPool, get_answers, get_predictor, plan_pool
 from api.schemas import (ERROR_RESPONSES, CurveRequest, CurveResponse, ExplainResponse, PlanRequest, PlanResponse,
                          PredictResponse, Query, RankRequest, RankResponse)
 
@@ -62,6 +64,11 @@ async def explain(body: Query, p=Depends(get_predictor), cache=Depends(get_answe
 async def plan(body: PlanRequest, p=Depends(get_predictor), cache=Depends(get_answers),
                pool: WorkPool = Depends(plan_pool)):
     """How many examples per language (target included) maximise the predicted score for a budget; gain vs English."""
+    n_targets = len(body.target) if isinstance(body.target, list) else 1
+    work = body.steps * (len(body.candidates) + n_targets) * n_targets  # predictions the greedy search makes
+    if work > MAX_PLAN_WORK:
+        raise BadValue(f"plan too large: steps × (candidates + targets) × targets = {work:,} > {MAX_PLAN_WORK:,}; "
+                       "use fewer steps, candidates or targets", field="steps")
     query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target}
     return await _answer(p, cache, "plan", body, PlanResponse,
                          lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps),
