@@ -195,24 +195,38 @@ def interpret(ctx: typer.Context):
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port")] = 8000,
+          workers: Annotated[Optional[int], typer.Option(help="Worker processes, each with its own copy of the model "
+                                                              "(default: the number of cores)")] = None,
           max_upload_mb: Annotated[float, typer.Option(help="Largest accepted request body (MB)")] = 50,
           cors: Annotated[Optional[list[str]], typer.Option(help="Allowed CORS origin (repeatable); off by default")] = None,
+          keep_alive: Annotated[float, typer.Option(help="Seconds an idle keep-alive connection is kept open")] = 5,
+          read_timeout: Annotated[float, typer.Option(help="Seconds a request body may stall before a 408")] = 30,
           log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning"):
-    """Start the REST API and web page (uvicorn, one worker; the model is loaded once at start-up)."""
+    """Start the REST API and web page (uvicorn; N worker processes, each loading the model once at start-up)."""
+    import os
+
     import uvicorn
 
-    from api.app import create_app
+    from api.dependencies import cores
 
-    app_ = create_app(max_upload_mb=max_upload_mb, cors_origins=cors)
-    typer.echo(f"xlt: serving on http://{host}:{port} (docs at /docs)", err=True)
-    uvicorn.run(app_, host=host, port=port, workers=1, log_level=log_level, access_log=False)
+    n = cores() if workers is None else workers
+    if n < 1:
+        _fail("--workers must be >= 1")
+    if max_upload_mb <= 0 or keep_alive <= 0 or read_timeout <= 0:
+        _fail("--max-upload-mb, --keep-alive and --read-timeout must be > 0")
+    # each worker process builds its own app from the import string; the settings reach it through the environment
+    os.environ["XLT_MAX_UPLOAD_MB"] = str(max_upload_mb)
+    os.environ["XLT_CORS_ORIGINS"] = ",".join(cors or [])
+    os.environ["XLT_READ_TIMEOUT_S"] = str(read_timeout)
+    typer.echo(f"xlt: serving on http://{host}:{port} with {n} worker{'s' if n > 1 else ''} (docs at /docs)", err=True)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n, log_level=log_level,
+                access_log=False, timeout_keep_alive=keep_alive, server_header=False)
 
 
 @app.command()
 @friendly
 def batch(input: Annotated[Path, typer.Argument(help="Input CSV or Parquet")],
-          output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .csv or .parquet (.pq); other "
-                                                                       "extensions are refused")],
+          output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV or Parquet (by extension)")],
           engine: Annotated[str, typer.Option(help="local (in-process) or dask")] = "local",
           scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address (default: in-process "
                                                                 "LocalCluster)")] = None,
@@ -222,7 +236,7 @@ def batch(input: Annotated[Path, typer.Argument(help="Input CSV or Parquet")],
                                                            help="Progress bar (default: on a terminal or big file)")] = None,
           json_out: JsonOpt = False):
     """Score a CSV/Parquet of queries: adds predicted_score and error ('line N: reason'); good rows always scored."""
-    import batch as engine_mod
+    from api import batch as engine_mod
 
     if engine not in ("local", "dask"):
         _fail(f"--engine must be 'local' or 'dask', got {engine!r}")
