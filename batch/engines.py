@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch.io import (DEFAULT_CHUNK_ROWS, check_columns, csv_bytes, csv_chunks, first_bad_utf8_line,
-                      first_overlong_line, _too_long_message, atomic_output, normalize_newlines, open_input,
+                      first_overlong_line, too_long_message, atomic_output, normalize_newlines, open_input,
                       output_format, read_header, write_tables)
 from batch.score import BatchStats, Scorer, local_scorer, score_table
 from features.errors import XltError
@@ -87,7 +87,7 @@ def validate_upload(data: bytes) -> None:
     check_columns(read_header(io.BytesIO(data)))
     line = first_overlong_line(data)
     if line is not None:
-        raise XltError(_too_long_message(line), field="file")
+        raise XltError(too_long_message(line), field="file")
 
 
 def iter_csv_response(data: bytes, predictor, *, chunk_rows: int = 200_000) -> Iterator[bytes]:

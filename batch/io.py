@@ -126,11 +126,12 @@ def read_header(source) -> list[str]:
         raise XltError("the file is empty: expected a header line with model, task, target and source or "
                        "train_config", field="file")
     try:
-        names = pacsv.read_csv(io.BytesIO(line + b"\n"),
-                               read_options=pacsv.ReadOptions(use_threads=False, block_size=max(1 << 16, 2 * len(line))),
+        read = pacsv.ReadOptions(use_threads=False, block_size=max(1 << 16, 2 * len(line)))
+        names = pacsv.read_csv(io.BytesIO(line + b"\n"), read_options=read,
                                parse_options=pacsv.ParseOptions(newlines_in_values=False)).column_names
     except pa.ArrowException as e:
-        raise XltError(f"cannot read the header line: {str(e).splitlines()[0]}", field="file") from None
+        raise XltError(f"cannot read the header line (is a quote left open?): {str(e).splitlines()[0]}",
+                       field="file") from None
     return [c.strip() for c in names]
 
 
@@ -167,11 +168,11 @@ def check_text_file(path, block: int = 16 << 20) -> None:
                 return
             first = data.find(eol)
             if run + (len(data) if first < 0 else first) > MAX_LINE_BYTES:
-                raise XltError(_too_long_message(lines_before + 1), field="file")
+                raise XltError(too_long_message(lines_before + 1), field="file")
             if first >= 0:
                 inner = first_overlong_line(data, start=first + 1, eol=eol)
                 if inner is not None:
-                    raise XltError(_too_long_message(lines_before + inner), field="file")
+                    raise XltError(too_long_message(lines_before + inner), field="file")
                 run = len(data) - data.rfind(eol) - 1
             else:
                 run += len(data)
@@ -191,7 +192,7 @@ def first_overlong_line(data: bytes, limit: int | None = None, start: int = 0, e
     return None
 
 
-def _too_long_message(line: int | None = None) -> str:
+def too_long_message(line: int | None = None) -> str:
     where = f"line {line}" if line else "a line"
     return (f"{where} is longer than {MAX_LINE_BYTES >> 20} MB, the longest record read; is a quote left open or "
             f"is this not a CSV file?")
@@ -255,7 +256,7 @@ def _csv_batches(source, columns: list[str], invalid: _InvalidRows) -> Iterator[
             where = f" (first bad byte on line {line})" if line else ""
             raise XltError(f"the file is not UTF-8 encoded{where}; re-save it as UTF-8", field="file") from None
         if "straddl" in msg:
-            raise XltError(_too_long_message(), field="file") from None
+            raise XltError(too_long_message(), field="file") from None
         raise XltError(f"cannot read the CSV: {msg.splitlines()[0]}", field="file") from None
 
 
