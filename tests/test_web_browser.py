@@ -201,6 +201,8 @@ def test_csv_upload_shows_summary(browser, live_server, tmp_path):
     assert "my_queries.csv: 5 rows · 4 scored · 1 error" == counts, counts
     errors = browser.find_elements(By.CSS_SELECTOR, "#batch-errors li")
     assert len(errors) == 1 and "notalanguageatall" in errors[0].text
+    preview = browser.find_elements(By.CSS_SELECTOR, "#batch-preview tbody tr")
+    assert len(preview) == 5 and "predicted_score" in browser.find_element(By.ID, "batch-preview").text
     link = browser.find_element(By.ID, "batch-download")
     assert link.get_attribute("href").startswith("blob:") and link.get_attribute("download") == "my_queries_scored.csv"
     assert not browser.find_element(By.ID, "results").is_displayed()

@@ -281,7 +281,27 @@
     $("batch-errors").hidden = true;
     $("batch-more").hidden = true;
     $("batch-errors").textContent = "";
+    $("batch-preview").hidden = true;
+    $("batch-preview").tHead.textContent = "";
+    $("batch-preview").tBodies[0].textContent = "";
     if (download) { URL.revokeObjectURL(download); download = null; }
+  }
+
+  function preview(header, rows, iScore, iErr) {
+    const table = $("batch-preview");
+    const head = document.createElement("tr");
+    header.forEach(function (h) { const th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
+    table.tHead.appendChild(head);
+    rows.forEach(function (r) {
+      const tr = document.createElement("tr");
+      header.forEach(function (_, j) {
+        const v = r[j] || "";
+        const num = j === iScore && v !== "" && !isNaN(Number(v));
+        cell(tr, num ? Number(v).toFixed(1) : v, num ? "num" : (j === iErr && v ? "bad" : ""));
+      });
+      table.tBodies[0].appendChild(tr);
+    });
+    table.hidden = rows.length === 0;
   }
 
   function summarize(text, filename) {
@@ -305,6 +325,7 @@
         " (every row's reason is in the error column of the scored CSV).";
       $("batch-more").hidden = false;
     }
+    preview(header, data.slice(0, 5), iScore, iErr);
     download = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
     const a = $("batch-download");
     a.href = download;
