@@ -226,7 +226,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.
 @app.command()
 @friendly
 def batch(input: Annotated[Path, typer.Argument(help="Input CSV or Parquet")],
-          output: Annotated[Path, typer.Option("--output", "-o", help="Output CSV or Parquet (by extension)")],
+          output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .csv or .parquet (.pq); other "
+                                                                       "extensions are refused")],
           engine: Annotated[str, typer.Option(help="local (in-process) or dask")] = "local",
           scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address (default: in-process "
                                                                 "LocalCluster)")] = None,
@@ -236,7 +237,7 @@ def batch(input: Annotated[Path, typer.Argument(help="Input CSV or Parquet")],
                                                            help="Progress bar (default: on a terminal or big file)")] = None,
           json_out: JsonOpt = False):
     """Score a CSV/Parquet of queries: adds predicted_score and error ('line N: reason'); good rows always scored."""
-    from api import batch as engine_mod
+    import batch as engine_mod
 
     if engine not in ("local", "dask"):
         _fail(f"--engine must be 'local' or 'dask', got {engine!r}")
