@@ -104,12 +104,20 @@ def _index(value: float, names) -> str | None:
 
 
 def feature_label(feature: str, label: str | None = None) -> str:
-    """Words for a feature (features.featurize.FEATURE_LABELS), else the given label, else the raw name."""
+    """Words for a feature: features.featurize.FEATURE_LABELS, else the label given (the explain answer's), else the
+    predictor's table (it adds model-side features), else the raw name."""
+    static = _labels("features.featurize")
+    if static.get(feature):
+        return static[feature]
+    return label or _labels("predictor.explain").get(feature) or feature
+
+
+def _labels(module: str) -> dict:
+    """A module's FEATURE_LABELS, {} when it has none (features are being renamed; a label is never worth a crash)."""
     try:
-        from features.featurize import FEATURE_LABELS
+        return getattr(__import__(module, fromlist=["FEATURE_LABELS"]), "FEATURE_LABELS", None) or {}
     except Exception:  # noqa: BLE001
-        FEATURE_LABELS = {}
-    return FEATURE_LABELS.get(feature) or label or feature
+        return {}
 
 
 def value_text(feature: str, value, query: dict | None = None) -> str:

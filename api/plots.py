@@ -224,11 +224,11 @@ def importance(predictor, fmt: str = "png", max_display: int = 15) -> bytes:
         import matplotlib.pyplot as plt
         import shap
 
-        from predictor.explain import FEATURE_LABELS
+        from api.labels import feature_label
 
         X, contrib = _background_shap(predictor)
         expl = shap.Explanation(values=contrib[:, :-1], base_values=contrib[:, -1], data=X,
-                                feature_names=[FEATURE_LABELS.get(f, f) for f in predictor.feature_names])
+                                feature_names=[feature_label(f) for f in predictor.feature_names])
         plt.close("all")
         shap.plots.beeswarm(expl, max_display=max_display, show=False)
         fig = plt.gcf()
