@@ -40,7 +40,10 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
         resolve_code(source, "source")  # a bad `source` is an error even when the default list would cover it
         if candidates is not None and source not in candidates:
             candidates = [*candidates, source]
-    df = p.rank(with_task_type(query), candidates, top, reasons=reasons)
+    q = with_task_type(query)
+    if source is not None:  # your current source is always ranked, even outside the default pool
+        q = {**q, "source": source}
+    df = p.rank(q, candidates, top, reasons=reasons)
     cols = {c: df[c].tolist() for c in df.columns}
     rs = cols.get("reasons")
     items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],
@@ -48,7 +51,8 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
               "lower90": cols["lower90"][i], "upper90": cols["upper90"][i], "p_best": cols["p_best"][i],
               "reasons": _reasons(rs[i]) if rs is not None else None} for i in range(len(df))]
     return {"sources": items, "model": query.get("model"), "task": query.get("task"), "target": query.get("target"),
-            "k": query.get("k"), "n_candidates": len(items) if top is None else None}
+            "k": query.get("k"), "n_candidates": len(items) if top is None else None,
+            "regime": df.attrs.get("regime")}
 
 
 def _reasons(value):

@@ -376,21 +376,34 @@ def plan(model: ModelOpt, task: TaskOpt,
          candidates: Annotated[str, typer.Option(help="Comma-separated languages you could annotate")],
          budget: Annotated[int, typer.Option(help="Total examples you can afford")],
          steps: Annotated[int, typer.Option(help="Budget is spent in this many parts")] = 20,
+         train_config: Annotated[Optional[str], typer.Option(help="The mix you already own, e.g. en:5000")] = None,
+         cost: Annotated[Optional[str], typer.Option(help="Cost per example per language, e.g. sw=3,hi=2 "
+                                                          "(default 1; the budget is in these units)")] = None,
          task_type: TaskTypeOpt = None, json_out: JsonOpt = False):
     """Data budget planner: how many examples per language maximise the predicted score (vs English-only)."""
     if not 1 <= steps <= 100:
         _fail("--steps must be between 1 and 100")
     cands = [c.strip() for c in candidates.split(",") if c.strip()]
-    q = {"model": model, "task": task, "task_type": task_type, "target": target if len(target) > 1 else target[0]}
+    costs = {}
+    for part in (cost or "").split(","):
+        if part.strip():
+            lang, _, value = part.partition("=")
+            try:
+                costs[lang.strip()] = float(value)
+            except ValueError:
+                _fail(f"--cost entry {part.strip()!r} is not lang=number")
+    q = {"model": model, "task": task, "task_type": task_type, "target": target if len(target) > 1 else target[0],
+         "train_config": train_config}
     from api.answers import with_task_type
 
-    ans = _predictor().plan(with_task_type(q), cands, budget, steps=steps)
+    ans = _predictor().plan(with_task_type(q), cands, budget, steps=steps, costs=costs or None)
     if json_out:
         return _print_json(ans)
     _table(f"Plan for {budget:,} examples → {', '.join(ans['targets'])}", ["language", "examples"],
            [[f"{r['name']} ({r['language']})", f"{r['examples']:,}"] for r in ans["plan"]],
            caption=f"predicted {ans['predicted_score']:.1f} vs English-only {ans['english_only_score']:.1f} "
-                   f"(gain {ans['gain_over_english']:+.1f})")
+                   f"(gain {ans['gain_over_english']:+.1f}); 100 more examples buy: "
+                   + ", ".join(f"{r['language']} {r['gain']:+.2f}" for r in ans["next_100"][:5]))
 
 
 # ------------------------------------------------------------------------------------------------ registries

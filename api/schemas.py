@@ -99,6 +99,11 @@ class PlanRequest(_In):
                                                                 examples=[1000])
     steps: Annotated[int, Field(ge=1, le=100)] = Field(20, description="Granularity: budget is spent in this many "
                                                                        "equal parts")
+    train_config: Text | None = Field(None, description="The mix you already own ('en:1000;sw:50'); the plan adds "
+                                                        "to it", examples=["en:5000"])
+    costs: dict[Text, Annotated[float, Field(gt=0, le=1e6)]] | None = Field(
+        None, max_length=60, description="Cost units per example per language (default 1 each); the budget is in "
+                                         "these units", examples=[{"sw": 3.0}])
 
 
 # ------------------------------------------------------------------------------------------------ responses
@@ -123,6 +128,10 @@ class PredictResponse(_Out):
     lower90: float
     upper90: float
     query: QueryEcho
+    regime: str | None = Field(None, description="'record': published results exist for this target on this task "
+                                                 "(intervals calibrated on seen targets); 'similarity': they do not "
+                                                 "(only typology and sizes speak; wider intervals)")
+    notes: list[str] = Field(default_factory=list, description="Assumptions made, e.g. a model size assumed")
     yardsticks: dict[str, Yardstick | None] = Field(
         description="Same query from always-English and from the syntactically closest source")
 
@@ -156,6 +165,7 @@ class RankResponse(_Out):
     target: str
     k: int | None = None
     n_candidates: int | None = Field(None, description="How many candidates were ranked (null when `top` cut the list)")
+    regime: str | None = Field(None, description="'record' or 'similarity' (see /predict)")
 
 
 class CurvePoint(_Out):
@@ -199,6 +209,12 @@ class PlanItem(_Out):
     examples: int
 
 
+class NextExamples(_Out):
+    language: str
+    name: str
+    gain: float = Field(description="Predicted score gain of 100 more examples of this language on top of the plan")
+
+
 class PlanResponse(_Out):
     plan: list[PlanItem]
     budget: int
@@ -206,6 +222,9 @@ class PlanResponse(_Out):
     predicted_score: float
     english_only_score: float
     gain_over_english: float
+    start_score: float | None = Field(None, description="Predicted score of the mix you already own (train_config)")
+    spent: float | None = Field(None, description="Cost units the plan spends")
+    next_100: list[NextExamples] = Field(default_factory=list, description="What 100 more examples buy, per language")
 
 
 class LanguageOut(_Out):

@@ -21,20 +21,23 @@ DISTANCE_KINDS = typology.DISTANCE_KINDS
 MODEL_FAMILIES = ("mt5", "xlm-r", "mbert", "tulrv6")
 LITMUS_FEATURES = Path(__file__).resolve().parent / "data" / "litmus_type_overlap.json"
 
+# One row per *component* of a training mix: a source language with its examples, or the target's own examples
+# (the in-language component). A mix scores as its best component (predictor.model), so every feature here is
+# defined for every language xlt accepts: no feature exists only for well-studied languages (LITMUS subword overlap
+# and URIEL coverage were dropped for that reason; missing URIEL distances are imputed, see `impute_distances`).
 FEATURE_NAMES: list[str] = (
     [f"dist_{k}" for k in DISTANCE_KINDS]
-    + [f"dist_{k}_min" for k in DISTANCE_KINDS]
     + [
-        "uriel_coverage",
         "same_script",
         "same_family",
-        "subword_overlap",
+        "in_language",
         "src_pretrain_log",
         "tgt_pretrain_log",
         "tgt_in_corpus",
         "tgt_relative_pretrain_log",
         "tgt_relative_distance",
         "log_source_size",
+        "log1p_other_sources",
         "log1p_k",
         "n_source_languages",
         "model_log_params",
@@ -43,28 +46,49 @@ FEATURE_NAMES: list[str] = (
     ]
 )
 CATEGORICAL_FEATURES = ("model_family", "task_type")
-# The score may only grow with more data: LightGBM monotone constraints (+1) on these.
-MONOTONE_INCREASING = ("log_source_size", "log1p_k")
+# More data never lowers a component's score: LightGBM monotone constraints (+1) on these. Adding a language to a mix
+# raises the other components' `log1p_other_sources` and `n_source_languages` and adds a component, so with the
+# best-component rule a mix never scores lower for more data.
+MONOTONE_INCREASING = ("log_source_size", "log1p_other_sources", "log1p_k", "n_source_languages")
 
 FEATURE_LABELS: dict[str, str] = {
     **{f"dist_{k}": f"{k} distance to the target" for k in DISTANCE_KINDS},
-    **{f"dist_{k}_min": f"closest source's {k} distance" for k in DISTANCE_KINDS},
-    "uriel_coverage": "URIEL coverage of the pair",
     "same_script": "same script as the target",
     "same_family": "same language family as the target",
-    "subword_overlap": "subword vocabulary overlap with the target",
+    "in_language": "the target's own examples",
     "src_pretrain_log": "source's share of pretraining data",
     "tgt_pretrain_log": "target's share of pretraining data",
     "tgt_in_corpus": "target is in the pretraining corpus",
     "tgt_relative_pretrain_log": "pretraining data of the target's nearest relative",
     "tgt_relative_distance": "distance to that relative",
-    "log_source_size": "fine-tuning examples in the source language(s)",
+    "log_source_size": "fine-tuning examples in this language",
+    "log1p_other_sources": "fine-tuning examples in the other source languages",
     "log1p_k": "target-language examples (k)",
     "n_source_languages": "number of source languages",
     "model_log_params": "model size",
     "model_family": "model family",
     "task_type": "task type",
 }
+
+
+@lru_cache(maxsize=1)
+def distance_fill() -> dict[str, float]:
+    """Value for a URIEL distance that is undefined: genetic 1.0 (an isolate shares no family node with anyone);
+    the others the median distance over pairs of 400 evenly spaced URIEL languages (a neutral value, so an unknown
+    vector reads as 'typical', not as 'far' — which would make missingness a proxy for how studied a language is)."""
+    codes = typology._store().codes
+    sample = np.asarray([str(c) for c in codes[:: max(1, len(codes) // 400)]], dtype=object)
+    a, b = np.meshgrid(np.arange(len(sample)), np.arange(len(sample)))
+    off = a.ravel() != b.ravel()
+    d = typology.pair_distances(sample[a.ravel()[off]], sample[b.ravel()[off]])
+    fill = {k: float(np.nanmedian(d[k])) for k in DISTANCE_KINDS}
+    fill["genetic"] = 1.0
+    return fill
+
+
+def impute_distances(dist: dict) -> dict:
+    fill = distance_fill()
+    return {k: (np.where(np.isnan(v), fill[k], v) if k in fill else v) for k, v in dist.items()}
 
 
 def _ppm_log(share: np.ndarray) -> np.ndarray:
@@ -79,7 +103,7 @@ def _corpus_shares(corpus: str) -> dict[str, float]:
 
 @lru_cache(maxsize=None)
 def _model(model_id: str):
-    return registry.resolve_model(model_id)
+    return registry.resolve_model(model_id, allow_unsized=True)
 
 
 @lru_cache(maxsize=None)
@@ -118,6 +142,15 @@ def _overlap_table() -> dict[str, dict[tuple[str, str], float]]:
     return table
 
 
+def subword_overlap(models: np.ndarray, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """LITMUS subword type overlap per (model family, source, target); NaN where LITMUS has no value. Partial
+    coverage (~100 languages), so it is *not* a model feature: only the LITMUS-style baseline uses it."""
+    table = _overlap_table()
+    fam = _gather(np.asarray(models, dtype=object), lambda m: _model(m).family if m else "", dtype=object, default="")
+    return np.array([table.get(f, {}).get((a, b), np.nan) for f, a, b in zip(fam, sources, targets)],
+                    dtype=np.float64)
+
+
 @lru_cache(maxsize=4096)
 def nearest_relative(corpus: str, target: str) -> tuple[str | None, float]:
     """The corpus language closest to `target` (genetic, ties broken geographically), and its genetic distance."""
@@ -136,33 +169,28 @@ def nearest_relative(corpus: str, target: str) -> tuple[str | None, float]:
 
 def explode(norm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row index, source language, n) for every non-target language of every query's mix."""
+    rows, langs, counts, own = components(norm)
+    keep = ~own
+    return rows[keep], langs[keep], counts[keep]
+
+
+def components(norm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row index, language, n, is the target's own data) for every language of every query's mix."""
     rows: list[int] = []
     langs: list[str] = []
     counts: list[int] = []
+    own: list[bool] = []
     for i, (cfg, target) in enumerate(zip(norm["train_config"].to_numpy(), norm["target"].to_numpy())):
         if not cfg:
             continue
         for part in cfg.split(";"):
             lang, _, n = part.partition(":")
-            if lang != target:
-                rows.append(i)
-                langs.append(lang)
-                counts.append(int(n))
-    return np.asarray(rows, dtype=np.int64), np.asarray(langs, dtype=object), np.asarray(counts, dtype=np.float64)
-
-
-def _weighted_mean(rows: np.ndarray, w: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
-    ok = ~np.isnan(x)
-    num = np.bincount(rows[ok], weights=w[ok] * x[ok], minlength=n)
-    den = np.bincount(rows[ok], weights=w[ok], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
-def _group_min(rows: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, np.inf)
-    np.fmin.at(out, rows, np.where(np.isnan(x), np.inf, x))
-    return np.where(np.isinf(out), np.nan, out)
+            rows.append(i)
+            langs.append(lang)
+            counts.append(int(n))
+            own.append(lang == target)
+    return (np.asarray(rows, dtype=np.int64), np.asarray(langs, dtype=object), np.asarray(counts, dtype=np.float64),
+            np.asarray(own, dtype=bool))
 
 
 def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndarray:
@@ -174,45 +202,30 @@ def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndar
     return table[codes]  # code -1 (missing) picks the trailing default
 
 
-@lru_cache(maxsize=None)
-def _overlap_dense(family: str) -> tuple[dict[str, int], np.ndarray]:
-    table = _overlap_table().get(family, {})
-    langs = sorted({a for a, _ in table} | {b for _, b in table})
-    index = {c: i for i, c in enumerate(langs)}
-    m = np.full((len(langs) + 1, len(langs) + 1), np.nan)  # last row/column: language without overlap data
-    for (a, b), v in table.items():
-        m[index[a], index[b]] = v
-    return index, m
-
-
-def _pair_features(langs: np.ndarray, tgts: np.ndarray, families: np.ndarray, corpora: np.ndarray) -> dict:
-    """Per (source, target) pair: six distances, coverage, script/family match, subword overlap, source share."""
-    dist = typology.pair_distances(langs, tgts)
-    out = {k: np.asarray(dist[k], dtype=np.float64) for k in (*DISTANCE_KINDS, "coverage")}
+def _pair_features(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
+    """Per (language, target) pair: six distances (imputed where undefined), script/family match, source share."""
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in impute_distances(typology.pair_distances(langs, tgts)).items()
+           if k in DISTANCE_KINDS}
     both = np.concatenate([langs, tgts])
     codes, uniques = pd.factorize(both)
     li, ti = codes[: len(langs)], codes[len(langs):]
+    same = li == ti
+    for k in DISTANCE_KINDS:
+        out[k][same] = 0.0
     script = np.array([_script(u) for u in uniques], dtype=object)
     sid = pd.factorize(script)[0]
     known = script != ""
-    out["same_script"] = ((sid[li] == sid[ti]) & known[li]).astype(np.float64)
+    out["same_script"] = (((sid[li] == sid[ti]) & known[li]) | same).astype(np.float64)
     family = np.array([_family(u) for u in uniques], dtype=object)
     fid = pd.factorize(family)[0]
     fknown = family != ""
-    out["same_family"] = ((fid[li] == fid[ti]) & fknown[li]).astype(np.float64)
-    ov = np.full(len(langs), np.nan)
+    out["same_family"] = (((fid[li] == fid[ti]) & fknown[li]) | same).astype(np.float64)
     src_share = np.zeros(len(langs))
-    for fam in pd.unique(families):
-        sel = families == fam
-        index, m = _overlap_dense(fam)
-        oi = np.array([index.get(u, len(index)) for u in uniques], dtype=np.int64)
-        ov[sel] = m[oi[li[sel]], oi[ti[sel]]]
     for corpus in pd.unique(corpora):
         sel = corpora == corpus
         shares = _corpus_shares(corpus) if corpus else {}
         per = np.array([shares.get(u, 0.0) for u in uniques], dtype=np.float64)
         src_share[sel] = per[li[sel]]
-    out["subword_overlap"] = ov
     out["src_pretrain_log"] = _ppm_log(src_share)
     return out
 
@@ -238,61 +251,111 @@ def _target_features(corpora: np.ndarray, targets: np.ndarray) -> dict:
             "tgt_relative_pretrain_log": _ppm_log(t[:, 1]), "tgt_relative_distance": t[:, 2]}
 
 
-def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, source_size: np.ndarray,
-                    k: np.ndarray, rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, index=None) -> pd.DataFrame:
+def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, k: np.ndarray,
+                    rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, own: np.ndarray) -> pd.DataFrame:
+    """One float32 row of FEATURE_NAMES per component (rows[i] = its query; own[i] = the target's own data)."""
     n = len(models)
-    out = {name: np.full(n, np.nan) for name in FEATURE_NAMES}
-    if n == 0:
-        return pd.DataFrame({c: v.astype(np.float32) for c, v in out.items()}, columns=FEATURE_NAMES)
+    m = len(rows)
     models = np.asarray(models, dtype=object)
     targets = np.asarray(targets, dtype=object)
-    families = _gather(models, lambda m: _model(m).family if m else "", dtype=object, default="")
-    corpora = _gather(models, lambda m: _model(m).corpus if m else "", dtype=object, default="")
-
-    if len(rows):
-        single = len(rows) == n and bool((rows == np.arange(n)).all())  # one source per query: no reduction
-        pair = _pair_features(langs, targets[rows], families[rows], corpora[rows])
-        w = np.ones(len(rows)) if single else counts / np.bincount(rows, weights=counts, minlength=n)[rows]
-        mean = (lambda x: x) if single else (lambda x: _weighted_mean(rows, w, x, n))  # noqa: E731
-        for kind in DISTANCE_KINDS:
-            out[f"dist_{kind}"] = mean(pair[kind])
-            out[f"dist_{kind}_min"] = pair[kind] if single else _group_min(rows, pair[kind], n)
-        out["uriel_coverage"] = mean(pair["coverage"])
-        for name in ("same_script", "same_family", "subword_overlap", "src_pretrain_log"):
-            out[name] = mean(pair[name])
-        out["n_source_languages"] = np.bincount(rows, minlength=n).astype(np.float64)
-    else:
-        out["n_source_languages"] = np.zeros(n)
-
-    out.update(_target_features(corpora, targets))
-    out["log_source_size"] = np.log1p(np.asarray(source_size, dtype=np.float64))
-    out["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))
-    params = _gather(models, lambda m: (_model(m).n_params or np.nan) if m else np.nan)
-    out["model_log_params"] = np.log10(params)
+    if m == 0:
+        return pd.DataFrame({c: np.zeros(0, dtype=np.float32) for c in FEATURE_NAMES}, columns=FEATURE_NAMES)
+    families = _gather(models, lambda mm: _model(mm).family if mm else "", dtype=object, default="")
+    corpora = _gather(models, lambda mm: _model(mm).corpus if mm else "", dtype=object, default="")
+    out = _pair_features(langs, targets[rows], corpora[rows])
+    for kind in DISTANCE_KINDS:
+        out[f"dist_{kind}"] = out.pop(kind)
+    out["in_language"] = own.astype(np.float64)
+    src_counts = np.where(own, 0.0, counts)
+    total = np.bincount(rows, weights=src_counts, minlength=n)
+    n_src = np.bincount(rows, weights=(~own).astype(np.float64), minlength=n)
+    out["log_source_size"] = np.log1p(counts)
+    out["log1p_other_sources"] = np.log1p(np.maximum(total[rows] - src_counts, 0.0))
+    out["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))[rows]
+    out["n_source_languages"] = n_src[rows]
+    tf = _target_features(corpora, targets)
+    for name, v in tf.items():
+        out[name] = v[rows]
+    out["tgt_relative_distance"] = np.where(np.isnan(out["tgt_relative_distance"]), 1.0, out["tgt_relative_distance"])
+    params = _gather(models, lambda mm: (_model_params(mm) or np.nan) if mm else np.nan)
+    out["model_log_params"] = np.log10(params)[rows]
     fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
-    out["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))
+    out["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))[rows]
     type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
-    out["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))
-    return pd.DataFrame({c: out[c].astype(np.float32) for c in FEATURE_NAMES}, index=index, columns=FEATURE_NAMES)
+    out["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))[rows]
+    return pd.DataFrame({c: np.asarray(out[c], dtype=np.float32) for c in FEATURE_NAMES}, columns=FEATURE_NAMES)
+
+
+def _model_params(model_id: str) -> float | None:
+    """Parameters; a model of unknown size counts as its family's default size (registry.SIZED_DEFAULT: the size a
+    user who types the family name gets), T-ULRv6 large as XLM-R large (the line it continues)."""
+    spec = _model(model_id)
+    if spec.n_params:
+        return spec.n_params
+    default = registry.SIZED_DEFAULT.get(spec.id) or ("xlm-r-large" if spec.family == "tulrv6" else None)
+    return registry.resolve_model(default).n_params if default else None
+
+
+def featurize_components(norm: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features of every component of every canonical query, the query row each belongs to, and its language."""
+    rows, langs, counts, own = components(norm)
+    X = _featurize_core(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
+                        norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64), rows, langs,
+                        counts, own)
+    return X, rows, langs
+
+
+def representative(X: pd.DataFrame, rows: np.ndarray, n: int, score: np.ndarray | None = None) -> np.ndarray:
+    """Per query, the component that stands for it: the highest `score` when given (the model's best component),
+    else the source with the most examples (ties: genetically closest), else the target's own data."""
+    if score is None:
+        size = X["log_source_size"].to_numpy(dtype=np.float64)
+        src = X["in_language"].to_numpy() == 0
+        score = np.where(src, size * 10 - X["dist_genetic"].to_numpy(dtype=np.float64), -1e9 + size)
+    order = np.lexsort((-score, rows))  # by query, best first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = rows[order][1:] != rows[order][:-1]
+    pick = np.full(n, -1, dtype=np.int64)
+    pick[rows[order][first]] = order[first]
+    return pick
 
 
 def featurize(norm: pd.DataFrame) -> pd.DataFrame:
-    """One float32 row of FEATURE_NAMES per canonical query (rows with empty train_config come out NaN)."""
-    rows, langs, counts = explode(norm)
-    return _featurize_core(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
-                           norm["target"].to_numpy(dtype=object), norm["source_size"].to_numpy(dtype=np.float64),
-                           norm["k"].to_numpy(dtype=np.float64), rows, langs, counts, index=norm.index)
+    """One float32 row of FEATURE_NAMES per canonical query: its representative component (model-free rule; the
+    model picks by its own scores instead). Rows with an empty train_config come out NaN."""
+    X, rows, _ = featurize_components(norm)
+    pick = representative(X, rows, len(norm))
+    out = pd.DataFrame(np.full((len(norm), len(FEATURE_NAMES)), np.nan, dtype=np.float32), columns=FEATURE_NAMES,
+                       index=norm.index)
+    ok = pick >= 0
+    out.iloc[np.flatnonzero(ok)] = X.to_numpy()[pick[ok]]
+    return out
 
 
 def featurize_pairs(model: str, task_type: str, sources: np.ndarray, targets: np.ndarray, source_size: int,
-                    k: int = 0) -> pd.DataFrame:
-    """Features for many single-source queries sharing model, task and sizes (all-pairs), without query strings.
-
-    `model`, `task_type` and the language codes must already be canonical (resolve them first).
-    """
+                    k: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Components of many single-source queries sharing model, task and sizes (all-pairs), without query strings:
+    each query's source, plus the target's own k examples when k > 0. `model`, `task_type` and the language codes
+    must already be canonical (resolve them first)."""
     n = len(sources)
     sources = np.asarray(sources, dtype=object)
     targets = np.asarray(targets, dtype=object)
-    return _featurize_core(np.full(n, model, dtype=object), np.full(n, task_type, dtype=object), targets,
-                           np.full(n, float(source_size)), np.full(n, float(k)), np.arange(n, dtype=np.int64),
-                           sources, np.full(n, float(source_size)))
+    rows = np.arange(n, dtype=np.int64)
+    langs, counts, own = sources, np.full(n, float(source_size)), sources == targets
+    if k:
+        rows = np.concatenate([rows, rows])
+        langs = np.concatenate([langs, targets])
+        counts = np.concatenate([counts, np.full(n, float(k))])
+        own = np.concatenate([own, np.ones(n, dtype=bool)])
+    X = _featurize_core(np.full(n, model, dtype=object), np.full(n, task_type, dtype=object), targets,
+                        np.full(n, float(k)), rows, langs, counts, own)
+    return X, rows, langs
+
+
+def take_components(components: tuple, mask: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The components of the queries selected by a boolean mask, with their row numbers renumbered to match."""
+    X, rows, langs = components
+    mask = np.asarray(mask, dtype=bool)
+    keep = mask[rows]
+    new_index = np.cumsum(mask) - 1
+    return X.loc[keep].reset_index(drop=True), new_index[rows[keep]], langs[keep]

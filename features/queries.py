@@ -157,6 +157,9 @@ def combine(task, target: str, source: str | None, config: dict | None, size: in
         raise BadValue("give a source language (source) or a mixture (train_config 'lang:n;lang:n')",
                        field="source")
     if k is not None:
+        if config is not None and mix.get(target) and mix[target] != int(k):
+            raise BadValue(f"train_config already gives the target {mix[target]} examples and k says {int(k)}: "
+                           "give the target's examples once (in train_config or as k)", field="k")
         mix[target] = int(k) + (mix.get(target, 0) if source == target else 0)
     kk = mix.get(target, 0)
     total = sum(v for lang, v in mix.items() if lang != target)
@@ -196,18 +199,20 @@ def normalize_one(query: dict) -> pd.DataFrame:
                          "source_size": np.array([total], dtype=np.int64)})
 
 
-def normalize(df: pd.DataFrame, strict: bool = False) -> tuple[pd.DataFrame, pd.Series]:
+def normalize(df: pd.DataFrame, strict: bool = False, published: bool = False) -> tuple[pd.DataFrame, pd.Series]:
     """Canonical query rows (model, task, task_type, target, train_config, k, source_size) and per-row errors.
 
     Rows with an error keep placeholder values; callers must not predict them (mask with `errors == ''`).
     strict=True raises the first row's error instead (with its field and suggestions): the single-query path.
+    published=True reads the published record, whose unsized model ids (`mt5`, `xlm-r`) stay as they are.
     """
     n = len(df)
     errors = np.full(n, "", dtype=object)
     index = df.index
     raised: dict[str, XltError] = {}
 
-    models = _resolve_unique(_column(df, "model"), resolve_model, errors, "model", raised=raised)
+    models = _resolve_unique(_column(df, "model"), lambda m: resolve_model(m, allow_unsized=published), errors,
+                             "model", raised=raised)
     task_col = _column(df, "task")
     type_col = _column(df, "task_type")
     if "task_type" in df.columns:

@@ -72,6 +72,7 @@ class TaskSpec:
     description: str = ""
     train_size_note: str = ""
     adhoc: bool = False
+    chance: float = 0.0  # score of a guess that learned nothing (uniform over the labels); the floor of predictions
 
 
 _MT5_NOTE = "mT5 paper (Xue et al. 2021) gives about 300M/580M/1.2B/3.7B/13B parameters"
@@ -105,9 +106,10 @@ _MODELS: tuple[ModelSpec, ...] = (
 
 _TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("xnli", "classification", "accuracy", 392_702, ("XNLI", "mnli-xnli", "xnli-mnli"),
-             "Cross-lingual NLI (Conneau et al. 2018); English training data = MultiNLI", "MultiNLI train: 392,702"),
+             "Cross-lingual NLI (Conneau et al. 2018); English training data = MultiNLI", "MultiNLI train: 392,702",
+             chance=100 / 3),
     TaskSpec("pawsx", "classification", "accuracy", 49_401, ("PAWS-X", "paws-x", "paws_x", "paws"),
-             "Paraphrase identification (Yang et al. 2019)", "PAWS (Wiki) English train: 49,401"),
+             "Paraphrase identification (Yang et al. 2019)", "PAWS (Wiki) English train: 49,401", chance=50.0),
     TaskSpec("xquad", "qa", "F1", 87_599, ("XQuAD",),
              "Extractive QA, SQuAD v1.1 translated test sets (Artetxe et al. 2020)", "SQuAD v1.1 train: 87,599"),
     TaskSpec("mlqa", "qa", "F1", 87_599, ("MLQA",), "Extractive QA (Lewis et al. 2020), English train = SQuAD v1.1",
@@ -122,7 +124,7 @@ _TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("udpos", "pos", "accuracy", 19_912, ("UDPOS", "udpos28", "UD-POS", "ud_pos", "pos-ud"),
              "Universal Dependencies UPOS tagging",
              "UD 2.8 English train sentences as used by de Vries et al. 2022 (udpos-sizes-train.csv): 19,912; "
-             "EWT alone has 12,543; XTREME's UD 2.5 English train has 21,253"),
+             "EWT alone has 12,543; XTREME's UD 2.5 English train has 21,253", chance=100 / 17),
     TaskSpec("conll-ner", "ner", "F1", 14_041, ("CoNLL", "conll", "conll2003", "conll-2003", "conll_ner", "CoNLL NER"),
              "CoNLL-2002/2003 NER (en/de/nl/es)", "CoNLL-2003 English train: 14,041 sentences"),
     # LangRank (Lin et al. 2019) peer tasks: pre-transformer models, kept in peer_langrank.csv, not observations.
@@ -136,6 +138,13 @@ _TASKS: tuple[TaskSpec, ...] = (
              "LangRank MT transfer (into English), peer data", "per-pair sizes in the data"),
 )
 
+# Chance level per task type, for tasks the registry does not know: UPOS has 17 tags; NER and QA F1 start at 0;
+# a classification task's chance depends on its number of classes, which an ad-hoc query does not give (so 0).
+CHANCE_BY_TYPE = {"pos": 100 / 17, "ner": 0.0, "qa": 0.0, "classification": 0.0}
+# What a model id without a size means when a user types it: the size most published results of the family use
+# (XTREME and SumEval report XLM-R large; mT5-base is the size most fine-tuned in practice). The unsized ids stay for
+# published data whose size is not stated (LangRankPlus), never for user queries.
+SIZED_DEFAULT = {"xlm-r": "xlm-r-large", "mt5": "mt5-base"}
 _DEFAULT_METRIC = {"classification": "accuracy", "pos": "accuracy", "ner": "F1", "qa": "F1", "parsing": "LAS",
                    "mt": "BLEU", "el": "accuracy"}
 _TASK_TYPE_ALIASES = {
@@ -206,18 +215,43 @@ def tasks() -> list[TaskSpec]:
     return list(_TASKS)
 
 
-def resolve_model(text: str) -> ModelSpec:
-    """Model id or alias -> ModelSpec. Raises UnknownModel with the closest ids as suggestions."""
+def resolve_model(text: str, allow_unsized: bool = False) -> ModelSpec:
+    """Model id or alias -> ModelSpec. Raises UnknownModel with the closest ids as suggestions.
+
+    A family name without a size (``XLM-R``, ``xlmr``, ``mT5``) resolves to SIZED_DEFAULT (see `assumed_size`);
+    only the published record (``allow_unsized=True``) keeps the unsized ids."""
     if text is None or not str(text).strip():
         raise UnknownModel("model is empty; give a model id such as 'xlm-r-large' or 'mt5-base'", field="model",
                            suggestions=[m.id for m in _MODELS])
     idx = _model_index()
     for k in _model_keys(str(text)):
         if k in idx:
-            return idx[k]
+            spec = idx[k]
+            if spec.id in SIZED_DEFAULT and not allow_unsized:
+                return idx[_key(SIZED_DEFAULT[spec.id])]
+            return spec
     sugg = _suggest(str(text), {k: m.id for k, m in idx.items()})
     raise UnknownModel(f"unknown model {str(text)!r}; known models: {', '.join(m.id for m in _MODELS)}",
                        field="model", suggestions=sugg)
+
+
+def assumed_size(text) -> str | None:
+    """A note when the model a user typed has no size and a default size was assumed, else None."""
+    if not isinstance(text, str):
+        return None
+    idx = _model_index()
+    for k in _model_keys(text):
+        spec = idx.get(k)
+        if spec is not None and spec.id in SIZED_DEFAULT:
+            return f"{text!r} names no size; assumed {SIZED_DEFAULT[spec.id]} (give the size to choose another)"
+    return None
+
+
+def typical_train_size(task_type: str) -> int:
+    """Training-set size assumed for a task the registry does not know: the median English training-set size of the
+    registered tasks of that type (10,000 for a type with none registered)."""
+    sizes = sorted(t.train_size for t in _TASKS if t.task_type == task_type and t.train_size)
+    return int(sizes[len(sizes) // 2]) if sizes else 10_000
 
 
 def resolve_task_type(text: str) -> str:
@@ -248,8 +282,10 @@ def resolve_task(text: str, task_type: str | None = None) -> TaskSpec:
         return spec
     if ttype is not None:
         norm = re.sub(r"[\s_]+", "-", str(text).strip().lower())
-        return TaskSpec(norm, ttype, _DEFAULT_METRIC[ttype], None, (), "ad-hoc task (not in the registry)", "",
-                        adhoc=True)
+        size = typical_train_size(ttype)
+        return TaskSpec(norm, ttype, _DEFAULT_METRIC[ttype], size, (), "ad-hoc task (not in the registry)",
+                        f"not in the registry: typical {ttype} training-set size assumed ({size:,})", adhoc=True,
+                        chance=CHANCE_BY_TYPE.get(ttype, 0.0))
     sugg = _suggest(str(text), {k: t.id for k, t in _task_index().items()})
     raise UnknownTask(f"unknown task {str(text)!r}; give one of {', '.join(t.id for t in _TASKS[:8])} or pass a "
                       f"task_type ({', '.join(TASK_TYPES)}) to use a new task", field="task", suggestions=sugg)

@@ -21,6 +21,8 @@ DISTANCE_KINDS = ("genetic", "syntactic", "phonological", "inventory", "geograph
 LANGRANK_COLS = {"GENETIC": "genetic", "SYNTACTIC": "syntactic", "FEATURAL": "featural",
                  "PHONOLOGICAL": "phonological", "INVENTORY": "inventory", "GEOGRAPHIC": "geographic"}
 ENGLISH = {"eng", "en"}
+COMPOSITE = "closest composite (mean of six distances)"
+SINGLE_RULES = ("always English",) + tuple(f"closest {k}" for k in DISTANCE_KINDS) + ("source corpus size",)
 FEATURE_KEY_COLS = ("model", "task", "task_type", "target", "train_config")
 
 
@@ -59,7 +61,9 @@ class FeatureCache:
         keys = self.row_keys(df)
         new = ~keys.isin(self._keys.keys()) & ~keys.duplicated()
         if new.any():
-            X = featurize_observations(df.loc[new.to_numpy()])
+            sub = df.loc[new.to_numpy()]
+            X = featurize_observations(sub)
+            X["subword_overlap"] = _representative_overlap(sub)
             start = sum(len(b) for b in self._blocks)
             for i, k in enumerate(keys[new.to_numpy()]):
                 self._keys[k] = start + i
@@ -74,6 +78,19 @@ class FeatureCache:
 
 
 FEATURES = FeatureCache()
+
+
+def _representative_overlap(df: pd.DataFrame) -> np.ndarray:
+    """LITMUS subword overlap of each row's largest source with its target (NaN where LITMUS has none)."""
+    from features.featurize import subword_overlap
+    from predictor.model import normalize_observations
+    norm = normalize_observations(df)
+    tgt = norm["target"].to_numpy(dtype=object)
+    src = []
+    for cfg, t in zip(norm["train_config"], tgt):
+        parts = [p.split(":") for p in cfg.split(";") if p and p.split(":")[0] != t]
+        src.append(max(parts, key=lambda p: int(p[1]))[0] if parts else t)
+    return subword_overlap(norm["model"].to_numpy(dtype=object), np.asarray(src, dtype=object), tgt)
 
 
 def baseline_features(df: pd.DataFrame) -> pd.DataFrame:
@@ -101,12 +118,12 @@ def _is_english_mix(df: pd.DataFrame) -> np.ndarray:
 
 
 def rank_groups(df: pd.DataFrame) -> pd.Series:
-    """A ranking query = one target of one results file (+ its variant, model, task, metric)."""
-    cols = [c for c in ("dataset", "dataset_file", "variant", "model", "task", "metric", "target") if c in df.columns]
-    key = df[cols[0]].astype(str)
-    for c in cols[1:]:
-        key = key + "|" + df[c].astype(str)
-    return key
+    """A ranking query (LambdaRank's query groups): `predictor.model.ranking_key`, the one definition of a ranking
+    group. It used to add the dataset and metric columns; on the trainable observations that splits no group (every
+    results file has one dataset, and the trainable rows one metric per file/model/task), so the two agreed row for
+    row (tests/test_evaluate.py checks it) and the second definition went."""
+    from predictor.model import ranking_key
+    return pd.Series(ranking_key(df), index=df.index)
 
 
 def langrank_relevance(groups: pd.Series, y: np.ndarray) -> np.ndarray:
@@ -137,6 +154,15 @@ def closest_by(kind: str) -> Callable:
     fit_predict.__name__ = f"closest_{kind}"
     fit_predict.__doc__ = f"Rank sources by {kind} URIEL distance to the target (closest first)."
     return fit_predict
+
+
+def distance_composite(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """Rank sources by the equal-weight mean of the six URIEL distances (closest first; undefined kinds skipped)."""
+    f = baseline_features(test)
+    d = f[[f"dist_{k}" for k in DISTANCE_KINDS]].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        m = np.nanmean(np.where(np.isfinite(d), d, np.nan), axis=1) if d.size else np.zeros(len(test))
+    return -np.where(np.isnan(m), 10.0, m)
 
 
 def source_corpus_size(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -194,7 +220,8 @@ LITMUS_PARAMS = dict(n_estimators=100, learning_rate=0.3, max_depth=6, num_leave
 def _litmus_matrix(df: pd.DataFrame) -> pd.DataFrame:
     f = baseline_features(df)
     cols = [f"dist_{k}" for k in DISTANCE_KINDS] + ["subword_overlap", "src_pretrain_log", "tgt_pretrain_log",
-                                                    "log_source_size", "log1p_k", "n_source_languages",
+                                                    "log_source_size", "log1p_other_sources", "log1p_k",
+                                                    "n_source_languages",
                                                     "model_family", "task_type"]
     return f[[c for c in cols if c in f.columns]]
 
@@ -209,12 +236,59 @@ def litmus_regressor(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return model.predict(_litmus_matrix(test))
 
 
+class ComponentCache:
+    """`featurize_components` of each distinct observation query, computed once per process and gathered per fold.
+
+    Keyed by the columns the static component features depend on (model, task type, target, mix), so a test frame
+    whose task id is hidden (leave-task-out) reuses its components; the record's evidence, which does depend on the
+    task, is computed by the model from the frame itself."""
+
+    KEY_COLS = ("model", "task_type", "target", "train_config")
+
+    def __init__(self):
+        self._keys: dict[str, int] = {}
+        self._blocks: list[tuple[pd.DataFrame, np.ndarray, np.ndarray]] = []
+        self._all = None
+
+    def get(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        from features.featurize import featurize_components
+        from predictor.model import normalize_observations
+
+        key = df[self.KEY_COLS[0]].astype(str)
+        for c in self.KEY_COLS[1:]:
+            key = key + "|" + df[c].astype(str)
+        new = (~key.isin(self._keys.keys()) & ~key.duplicated()).to_numpy()
+        if new.any():
+            sub = df.loc[new]
+            Xc, rows, langs = featurize_components(normalize_observations(sub))
+            offset = len(self._keys)
+            for i, k in enumerate(key[new]):
+                self._keys[k] = offset + i
+            self._blocks.append((Xc.reset_index(drop=True), rows + offset, langs))
+            self._all = None
+        if self._all is None:
+            X = pd.concat([b[0] for b in self._blocks], ignore_index=True)
+            rows = np.concatenate([b[1] for b in self._blocks])
+            langs = np.concatenate([b[2] for b in self._blocks])
+            self._all = (X, rows, langs, np.searchsorted(rows, np.arange(len(self._keys) + 1)))
+        X, rows, langs, start = self._all
+        q = key.map(self._keys).to_numpy(dtype=np.int64)
+        counts = start[q + 1] - start[q]
+        new_rows = np.repeat(np.arange(len(q)), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        pos = np.repeat(start[q], counts) + (np.arange(counts.sum()) - first)
+        return X.iloc[pos].reset_index(drop=True), new_rows, langs[pos]
+
+
+COMPONENTS = ComponentCache()
+
+
 def xlt_model(params: dict | None = None) -> Callable:
-    """The product regressor (`predictor.model.TransferRegressor`) as a fit_predict, features from the cache."""
+    """The product regressor (`predictor.model.TransferRegressor`) as a fit_predict; components from the cache."""
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-        from predictor.model import TransferRegressor
-        m = TransferRegressor(**(params or {})).fit(train, X=FEATURES.get(train))
-        return m.predict(test, X=FEATURES.get(test))
+        from predictor.model import TransferRegressor, normalize_observations
+        m = TransferRegressor(**(params or {})).fit(train, components=COMPONENTS.get(train))
+        return m.score_components(*COMPONENTS.get(test), normalize_observations(test))[1]
     fit_predict.__name__ = "xlt_model"
     return fit_predict
 
@@ -224,6 +298,8 @@ def baseline_methods(include_learned: bool = True) -> list[Method]:
     out = [Method("global mean", global_mean, "regression", "mean training score"),
            Method("always English", always_english, "ranking", "English first; others tied")]
     out += [Method(f"closest {k}", closest_by(k), "ranking", f"smallest URIEL {k} distance") for k in DISTANCE_KINDS]
+    out.append(Method(COMPOSITE, distance_composite, "ranking",
+                      "smallest mean of the six URIEL distances (equal weights)"))
     out.append(Method("source corpus size", source_corpus_size, "ranking",
                       "largest share of the model's pretraining corpus"))
     if include_learned:
@@ -246,7 +322,7 @@ def _ranker_matrix(df: pd.DataFrame) -> pd.DataFrame:
         X = _langrank_matrix(df).copy()
     else:
         from features.featurize import CATEGORICAL_FEATURES, FEATURE_NAMES
-        X = baseline_features(df)[list(FEATURE_NAMES)].astype(float).copy()
+        X = baseline_features(df)[[c for c in FEATURE_NAMES]].astype(float).copy()
         X = X.drop(columns=[c for c in CATEGORICAL_FEATURES if c in X.columns])
     g = rank_groups(df).to_numpy()
     centred = X.groupby(g).transform("mean")

@@ -1,8 +1,6 @@
 """The few-shot curve: predicted score against k target examples, summarised as score(k) = a + b·ln(1+k)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 DEFAULT_KS = (0, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -20,15 +18,3 @@ def fit_log_curve(ks, scores) -> tuple[float, float, float]:
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     return float(a), float(b), r2
-
-
-def k_to_reach(a: float, b: float, score: float, k_max: int = MAX_K) -> int | None:
-    """Smallest k with a + b·ln(1+k) ≥ score; 0 if already reached, None when out of reach (b ≤ 0 or k > k_max)."""
-    if a >= score:
-        return 0
-    if b <= 0:
-        return None
-    k = math.expm1((score - a) / b)
-    if not math.isfinite(k) or k > k_max:
-        return None
-    return int(math.ceil(k))

@@ -5,11 +5,8 @@ import math
 
 import numpy as np
 
-from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
-from features.neighbors import LEVELS, NEIGHBOR_LABELS
+from features.featurize import FEATURE_LABELS, FEATURE_NAMES, MODEL_FAMILIES
 from features.registry import TASK_TYPES
-
-FEATURE_LABELS = {**_STATIC_LABELS, **NEIGHBOR_LABELS}
 
 
 def describe(feature: str, value: float) -> str:
@@ -23,22 +20,15 @@ def describe(feature: str, value: float) -> str:
         return "same language family as the target" if value >= 0.5 else "different language family from the target"
     if feature == "tgt_in_corpus":
         return "target is in the pretraining corpus" if value >= 0.5 else "target is absent from the pretraining corpus"
-    if feature == "nb_fallback":
-        i = int(value)
-        where = {"task_model": "same task and model", "task": "same task, other models",
-                 "task_type": "same task type, other tasks"}
-        return f"evidence from {where.get(LEVELS[i], value) if 0 <= i < len(LEVELS) else value}"
-    if feature in ("nb_score", "nb_level"):
-        return f"{label}: {value:.1f}"
-    if feature in ("nb_relative", "nb_source_donor"):
-        return f"{label}: {value:+.1f}"
+    if feature == "in_language":
+        return "the target's own examples" if value >= 0.5 else "a source language other than the target"
     if feature == "model_family":
         i = int(value)
         return f"model family {MODEL_FAMILIES[i] if 0 <= i < len(MODEL_FAMILIES) else value}"
     if feature == "task_type":
         i = int(value)
         return f"task type {TASK_TYPES[i] if 0 <= i < len(TASK_TYPES) else value}"
-    if feature in ("log_source_size", "log1p_k"):
+    if feature in ("log_source_size", "log1p_k", "log1p_other_sources"):
         return f"{label}: {math.expm1(value):,.0f}"
     if feature in ("src_pretrain_log", "tgt_pretrain_log", "tgt_relative_pretrain_log"):
         return f"{label}: {math.expm1(value) / 1e4:.3g}%"
@@ -50,11 +40,14 @@ def describe(feature: str, value: float) -> str:
 
 
 def top_reasons(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to: np.ndarray | None = None,
-                feature_names: list[str] | None = None) -> list[dict]:
-    """The n features with the largest |SHAP| (optionally relative to other candidates' mean SHAP), in words."""
+                feature_names: list[str] | None = None, skip: np.ndarray | None = None) -> list[dict]:
+    """The n features with the largest |SHAP| (optionally relative to other candidates' mean SHAP), in words;
+    `skip` masks features that cannot explain a difference (e.g. equal for every candidate of a ranking)."""
     names = list(feature_names or FEATURE_NAMES)
     shap = contrib[: len(names)]
     effect = shap - relative_to[: len(names)] if relative_to is not None else shap
+    if skip is not None:
+        effect = np.where(skip[: len(names)], 0.0, effect)
     order = np.argsort(-np.abs(effect), kind="stable")[:n]
     out = []
     for j in order:

@@ -17,16 +17,18 @@ from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
 from features.featurize import featurize_pairs
 from features.languages import resolve, resolve_code
-from features.queries import normalize, normalize_one, parse_count
+from features.queries import normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
-from predictor.curve import DEFAULT_KS, fit_log_curve, k_to_reach
+from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import top_reasons
 from predictor.intervals import ConformalIntervals, probability_best
 from predictor.model import TransferRegressor
+from predictor.record import Record
 
 MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.csv"
+RECORD_FILE = "record.json"
 MAX_CANDIDATES = 1000
 ENGLISH = "eng"
 
@@ -35,8 +37,11 @@ class TransferPredictor:
     """A loaded, verified model plus its calibration; stateless per request and safe to share across threads."""
 
     def __init__(self, model: TransferRegressor, calibration: ConformalIntervals, manifest: dict,
-                 background: pd.DataFrame | None = None, model_dir: Path | None = None):
+                 background: pd.DataFrame | None = None, model_dir: Path | None = None,
+                 record: Record | None = None):
         self.model = model
+        self.record = record or Record({"targets_by_task": {}, "targets_by_type": {}, "sources_by_task": {},
+                                        "sources_by_type": {}})
         self.calibration = calibration
         self.manifest = manifest
         self.background = background
@@ -65,22 +70,21 @@ class TransferPredictor:
         if BACKGROUND_FILE in files:
             import io
             background = pd.read_csv(io.BytesIO(files[BACKGROUND_FILE]))
-        return cls(model, calibration, manifest, background, Path(model_dir).resolve())
+        rec = Record(json.loads(files[RECORD_FILE])) if RECORD_FILE in files else None
+        return cls(model, calibration, manifest, background, Path(model_dir).resolve(), rec)
 
     # ------------------------------------------------------------------ core
-    def _features(self, norm: pd.DataFrame) -> pd.DataFrame:
-        return self.model.features(norm)
-
-    def _raw(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_features(X, num_threads=1 if len(X) < 5000 else 2)
+    def _score(self, norm: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """(feature row of each query's best component, final score): the one scoring path."""
+        return self.model.score_queries(norm, num_threads=1 if len(norm) < 5000 else 2)
 
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
         return self.model.contributions(X)
 
-    def _intervals(self, scores: np.ndarray, task_types) -> dict[str, np.ndarray]:
+    def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
         for level in self.calibration.levels:
-            h = self.calibration.halfwidth(task_types, level)
+            h = self.calibration.halfwidth(regimes, task_types, level)
             tag = int(round(level * 100))
             out[f"lower{tag}"] = np.clip(scores - h, 0, 100)
             out[f"upper{tag}"] = np.clip(scores + h, 0, 100)
@@ -94,10 +98,10 @@ class TransferPredictor:
         score = np.full(len(queries), np.nan)
         bounds = {c: np.full(len(queries), np.nan) for c in ("lower80", "upper80", "lower90", "upper90")}
         if ok.any():
-            X = self._features(norm[ok])
-            s = np.clip(self._raw(X), 0, 100)
+            _, s = self._score(norm[ok])
             score[ok] = s
-            for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy()).items():
+            regimes = self.record.regimes(norm.loc[ok, "task"], norm.loc[ok, "target"])
+            for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy(), regimes).items():
                 bounds[c][ok] = v
         out["predicted_score"] = score
         for c, v in bounds.items():
@@ -119,12 +123,16 @@ class TransferPredictor:
                            field="source_size")
         sources = np.asarray(sources, dtype=object)
         targets = np.asarray(targets, dtype=object)
-        X = self.model.pair_features(featurize_pairs(spec.id, tspec.task_type, sources, targets, size,
-                                                     parse_count(k, "k")), spec.id, tspec.id, tspec.task_type,
-                                     sources, targets)
-        scores = np.clip(self._raw(X), 0, 100)
+        Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, parse_count(k, "k"))
+        frame = pd.DataFrame({"model": np.full(len(sources), spec.id, dtype=object),
+                              "task": np.full(len(sources), tspec.id, dtype=object),
+                              "task_type": np.full(len(sources), tspec.task_type, dtype=object),
+                              "target": targets})
+        _, scores, _ = self.model.score_components(Xc, rows, langs, frame,
+                                                   num_threads=1 if len(rows) < 5000 else 2)
         out = pd.DataFrame({"predicted_score": scores})
-        for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type)).items():
+        for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
+                                    self.record.regimes(np.full(len(targets), tspec.id), targets)).items():
             out[c] = v
         return out
 
@@ -144,11 +152,16 @@ class TransferPredictor:
     def predict_one(self, query: dict) -> dict:
         """One prediction with its interval and two yardsticks: always-English and the syntactically closest source."""
         norm = self._one(query)
-        X = self._features(norm)
-        raw = float(self._raw(X)[0])
-        score = min(100.0, max(0.0, raw))
+        _, s = self._score(norm)
+        score = float(s[0])
         answer = {"predicted_score": score, "query": _query_echo(norm.iloc[0])}
-        answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"]).items()})
+        regime = self.record.regime(norm["task"].iloc[0], norm["target"].iloc[0])
+        answer["regime"] = regime
+        answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"],
+                                                                  [regime]).items()})
+        note = registry.assumed_size(query.get("model"))
+        if note:
+            answer["notes"] = [note]
         answer["yardsticks"] = self._yardsticks(norm.iloc[0])
         return answer
 
@@ -163,7 +176,7 @@ class TransferPredictor:
                 continue
             q = {"model": row["model"], "task": row["task"], "task_type": row["task_type"], "target": target,
                  "source": source, "source_size": size, "k": int(row["k"])}
-            s = float(np.clip(self._raw(self._features(normalize_one(q))), 0, 100)[0])
+            s = float(self._score(normalize_one(q))[1][0])
             out[name] = {"source": source, "predicted_score": s}
         return out
 
@@ -190,8 +203,10 @@ class TransferPredictor:
         base = {k: v for k, v in query.items() if k not in ("source", "train_config", "candidates", "top")}
         model = registry.resolve_model(_str_field(_req(base, "model"), "model"))
         target = _field(resolve_code, _req(base, "target"), "target")
+        task_spec = registry.resolve_task(_str_field(_req(base, "task"), "task"),
+                                          _opt_str(base.get("task_type"), "task_type") or None)
         if candidates is None:
-            cands = tuple(c for c in registry.corpus_languages(model.id) if c != target)
+            cands = self.record.default_pool(model.id, task_spec.id, task_spec.task_type, target)
         else:
             if not isinstance(candidates, (list, tuple)):
                 raise BadValue("candidates must be a list of languages", field="candidates")
@@ -204,9 +219,15 @@ class TransferPredictor:
                 code = _field(resolve_code, c, f"candidates[{i}]")
                 if code != target and code not in seen:
                     seen.append(code)
-            if not seen:
+            if not seen and query.get("source") is None:
                 raise BadValue("every candidate is the target itself", field="candidates")
             cands = tuple(seen)
+        if query.get("source") is not None:  # a named source is always ranked, whatever the pool
+            code = _field(resolve_code, query["source"], "source")
+            if code != target and code not in cands:
+                cands = cands + (code,)
+        if not cands:
+            raise BadValue("no candidate source other than the target itself", field="candidates")
         if top is not None:
             top = parse_count(top, "top")
             if top < 1:
@@ -214,7 +235,10 @@ class TransferPredictor:
         key = (model.id, _str_field(_req(base, "task"), "task"), _opt_str(base.get("task_type"), "task_type"), target,
                cands, _opt_count(base.get("source_size"), "source_size"), _opt_count(base.get("k"), "k"), top,
                int(reasons), int(reasons_top))
-        return self._rank_memo(key).copy()
+        memo = self._rank_memo(key)
+        out = memo.copy()
+        out.attrs = dict(memo.attrs)
+        return out
 
     def _rank_compute(self, key) -> pd.DataFrame:
         model, task, task_type, target, cands, source_size, k, top, reasons, reasons_top = key
@@ -227,14 +251,15 @@ class TransferPredictor:
         norm = _repeat_row(norm0, n)
         tail = f"{target}:{kk}" if kk else None
         norm["train_config"] = [";".join(sorted([f"{c}:{size}"] + ([tail] if tail else []))) for c in cands]
-        X = self._features(norm)
-        scores = np.clip(self._raw(X), 0, 100)
+        X, scores = self._score(norm)
         order = np.argsort(-scores, kind="stable")
         if top:
             order = order[:top]
         out = pd.DataFrame({"source": np.asarray(cands)[order], "predicted_score": scores[order]})
         out["name"] = [resolve(c).name for c in out["source"]]
-        for c, v in self._intervals(scores[order], norm["task_type"].to_numpy()[order]).items():
+        regime = self.record.regime(norm["task"].iloc[0], target)
+        for c, v in self._intervals(scores[order], norm["task_type"].to_numpy()[order],
+                                    np.full(len(order), regime)).items():
             out[c] = v
         out["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         if reasons:
@@ -243,10 +268,16 @@ class TransferPredictor:
             # Reasons say why this source beats the others: SHAP minus the mean over all candidates' SHAP, where
             # the mean is estimated on the explained rows (target-level features cancel out either way).
             mean = contrib.mean(axis=0) if len(explained) > 1 else None
-            vals = X.to_numpy(dtype=np.float64)[explained]
-            listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names) for i in range(len(explained))]
+            allv = X.to_numpy(dtype=np.float64)
+            # a feature equal for every candidate (task, model, target's data...) cannot say why one source wins
+            constant = np.append(np.nanmax(allv, axis=0) - np.nanmin(allv, axis=0) < 1e-9, True)
+            vals = allv[explained]
+            listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names, constant)
+                      for i in range(len(explained))]
             out["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
-        return out.reset_index(drop=True)
+        out = out.reset_index(drop=True)
+        out.attrs["regime"] = self.record.regime(norm["task"].iloc[0], target)
+        return out
 
     # ------------------------------------------------------------------ curve
     def curve(self, query: dict, ks=None, target_score: float | None = None) -> dict:
@@ -257,22 +288,11 @@ class TransferPredictor:
         ks = sorted({parse_count(k, "ks") for k in ks})
         base = {k: v for k, v in query.items() if k not in ("k", "ks", "target_score")}
         norm0 = self._one(base)
-        rows = _repeat_row(norm0, len(ks))
-        target = norm0["target"].iloc[0]
-        configs = []
-        for k in ks:
-            mix = {p.split(":")[0]: int(p.split(":")[1]) for p in norm0["train_config"].iloc[0].split(";")}
-            mix.pop(target, None)
-            if k:
-                mix[target] = k
-            configs.append(";".join(f"{l}:{n}" for l, n in sorted(mix.items())))
-        rows["train_config"] = configs
-        rows["k"] = ks
-        X = self._features(rows)
-        scores = np.clip(self._raw(X), 0, 100)
-        scores = np.maximum.accumulate(scores)  # monotone by constraint; this only removes float noise
+        rows = self._with_k(norm0, ks)
+        scores = self._score(rows)[1]
         a, b, r2 = fit_log_curve(ks, scores)
-        intervals = self._intervals(scores, rows["task_type"].to_numpy())
+        intervals = self._intervals(scores, rows["task_type"].to_numpy(),
+                                    self.record.regimes(rows["task"], rows["target"]))
         points = [{"k": int(k), "score": float(s), **{c: float(v[i]) for c, v in intervals.items()}}
                   for i, (k, s) in enumerate(zip(ks, scores))]
         reach = None
@@ -280,34 +300,74 @@ class TransferPredictor:
             ts = float(target_score)
             if not math.isfinite(ts) or not 0 <= ts <= 100:
                 raise BadValue("target_score must be between 0 and 100", field="target_score")
-            reach = k_to_reach(a, b, ts)
+            reach = self.k_to_reach(norm0, ts)
         return {"points": points, "a": a, "b": b, "r2": r2, "target_score": target_score, "k_to_reach": reach,
                 "query": _query_echo(norm0.iloc[0])}
+
+    @staticmethod
+    def _with_k(norm0: pd.DataFrame, ks) -> pd.DataFrame:
+        """Copies of a one-row canonical query whose target count is each k in turn (the rest of the mix kept)."""
+        target = norm0["target"].iloc[0]
+        mix = {p.split(":")[0]: int(p.split(":")[1]) for p in norm0["train_config"].iloc[0].split(";") if p}
+        mix.pop(target, None)
+        base = [f"{lang}:{n}" for lang, n in sorted(mix.items())]
+        rows = _repeat_row(norm0, len(ks))
+        rows["train_config"] = [";".join(sorted(base + ([f"{target}:{int(k)}"] if k else []))) for k in ks]
+        rows["k"] = np.asarray(ks, dtype=np.int64)
+        return rows
+
+    def k_to_reach(self, norm0: pd.DataFrame, goal: float, k_max: int = MAX_K) -> int | None:
+        """The smallest k whose own prediction reaches `goal` (None when even k_max does not): a search over the
+        model, which is monotone in k by construction, so the answer is exact and no grid changes it."""
+        lo, hi = 0, int(k_max)
+        at = self._score(self._with_k(norm0, [lo, hi]))[1]
+        if at[0] >= goal:
+            return 0
+        if at[1] < goal:
+            return None
+        while hi - lo > 1:  # invariant: score(lo) < goal <= score(hi); 31 probes per round narrow it 32-fold
+            probes = np.unique(np.linspace(lo, hi, 33).round().astype(np.int64)[1:-1])
+            probes = probes[(probes > lo) & (probes < hi)]
+            if len(probes) == 0:
+                break
+            s = self._score(self._with_k(norm0, probes))[1]
+            reached = s >= goal
+            if reached.any():
+                first = int(np.argmax(reached))
+                hi = int(probes[first])
+                lo = int(probes[first - 1]) if first > 0 else lo
+            else:
+                lo = int(probes[-1])
+        return hi
 
     # ------------------------------------------------------------------ explain
     def explain(self, query: dict) -> dict:
         """Base value + one SHAP value per feature; they add up to `prediction` (the unclipped model output)."""
         norm = self._one(query)
-        X = self._features(norm)
+        X, final = self._score(norm)
         contrib = self._contrib(X)[0]
         values = X.to_numpy(dtype=np.float64)[0]
-        prediction = float(self._raw(X)[0])
+        prediction = float(self.model.raw(X, num_threads=1)[0])
         return {
             "base_value": float(contrib[-1]),
             "contributions": {f: float(c) for f, c in zip(self.feature_names, contrib[:-1])},
             "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(self.feature_names, values)},
             "prediction": prediction,
-            "predicted_score": min(100.0, max(0.0, prediction)),
+            "predicted_score": float(final[0]),
             "reasons": top_reasons(contrib, values, 3, feature_names=self.feature_names),
             "query": _query_echo(norm.iloc[0]),
         }
 
     # ------------------------------------------------------------------ plan
-    def plan(self, query: dict, candidates: list[str], budget: int, steps: int = 20) -> dict:
-        """Split a budget of examples over candidate languages (target included) to maximise the predicted score.
+    def plan(self, query: dict, candidates: list[str], budget: int, steps: int = 20,
+             costs: dict | None = None) -> dict:
+        """Spend a labelling budget over candidate languages (target included) to maximise the predicted score.
 
-        Greedy marginal allocation in `steps` equal chunks; with several targets the mean predicted score is the
-        objective. Compared with spending the whole budget on English.
+        The plan starts from the mix you already own (`train_config` in the query) and spends `budget` cost units
+        (one unit per example unless `costs` gives a cost per example per language). Greedy marginal allocation in
+        `steps` equal parts, then compared with every all-in-one-language plan (English included), so it is never
+        worse than the English-only plan it reports. With several targets the mean predicted score is the objective.
+        `next_100` says what 100 more examples of each language would add on top of the plan.
         """
         budget = parse_count(budget, "budget")
         if budget < 1:
@@ -329,34 +389,67 @@ class TransferPredictor:
         for t in targets:
             if t not in langs:
                 langs.append(t)
+        start: dict[str, int] = {}
+        if query.get("train_config"):
+            start = parse_train_config(_str_field(query["train_config"], "train_config"))
+        cost = {lang: 1.0 for lang in [*langs, ENGLISH]}
+        for i, (lang, c) in enumerate((costs or {}).items()):
+            code = _field(resolve_code, lang, f"costs[{i}]")
+            if not isinstance(c, (int, float)) or isinstance(c, bool) or not math.isfinite(c) or c <= 0:
+                raise BadValue(f"the cost of {lang!r} must be a positive number of units per example, got {c!r}",
+                               field="costs")
+            cost[code] = float(c)
         base = {k: query.get(k) for k in ("model", "task", "task_type")}
-        chunk = max(1, budget // steps)
+        chunk = max(1.0, budget / steps)
+
+        def with_start(a: dict[str, int]) -> dict[str, int]:
+            out = dict(start)
+            for lang, n in a.items():
+                out[lang] = out.get(lang, 0) + n
+            return out
 
         def evaluate(allocs: list[dict[str, int]]) -> np.ndarray:
-            rows = [{**base, "target": t, "train_config": ";".join(f"{l}:{n}" for l, n in a.items() if n > 0)}
+            rows = [{**base, "target": t, "train_config": ";".join(f"{l}:{n}" for l, n in with_start(a).items()
+                                                                   if n > 0)}
                     for a in allocs for t in targets]
             norm, _ = normalize(pd.DataFrame(rows), strict=True)
-            s = np.clip(self._raw(self._features(norm)), 0, 100)
+            s = self._score(norm)[1]
             return s.reshape(len(allocs), len(targets)).mean(axis=1)
 
-        alloc = {l: 0 for l in langs}
-        spent = 0
-        current = None
-        while spent < budget:
+        alloc = {lang: 0 for lang in langs}
+        spent, current = 0.0, None
+        while budget - spent >= min(cost[lang] for lang in langs):
             step = min(chunk, budget - spent)
-            trials = []
-            for l in langs:
+            trials, used = [], []
+            for lang in langs:
+                n = int(step // cost[lang])
+                if n < 1:
+                    continue
                 a = dict(alloc)
-                a[l] += step
+                a[lang] += n
                 trials.append(a)
+                used.append(n * cost[lang])
+            if not trials:
+                break
             scores = evaluate(trials)
             best = int(np.argmax(scores))
             alloc, current = trials[best], float(scores[best])
-            spent += step
-        english = float(evaluate([{ENGLISH: budget}])[0])
+            spent += used[best]
+        # the greedy path can miss a plan that puts everything in one language (English included): try them all
+        singles = [{lang: int(budget // cost[lang])} for lang in dict.fromkeys([ENGLISH, *langs])]
+        single_scores = evaluate(singles)
+        english = float(single_scores[0])
+        best = int(np.argmax(single_scores))
+        if current is None or single_scores[best] > current:
+            alloc, current = {**{l: 0 for l in langs}, **singles[best]}, float(single_scores[best])
+        start_score = float(evaluate([{}])[0]) if start else None
+        more = evaluate([{**alloc, lang: alloc.get(lang, 0) + 100} for lang in langs])
         return {"plan": [{"language": l, "name": resolve(l).name, "examples": n} for l, n in alloc.items() if n > 0],
                 "budget": budget, "targets": targets, "predicted_score": current,
-                "english_only_score": english, "gain_over_english": current - english}
+                "english_only_score": english, "gain_over_english": current - english,
+                "start_score": start_score, "spent": float(sum(n * cost[l] for l, n in alloc.items())),
+                "next_100": [{"language": l, "name": resolve(l).name, "gain": float(g - current)}
+                             for l, g in sorted(zip(langs, more), key=lambda x: -x[1])]}
 
     # ------------------------------------------------------------------ misc
     def version(self) -> dict:

@@ -1,8 +1,10 @@
-"""Prediction intervals by split-conformal calibration on residuals from folds that hold out whole targets.
+"""Prediction intervals that know what the model does not know: Mondrian split-conformal by regime and task type.
 
-Residuals come from models that never saw the target language, so the quantiles describe the error on a language
-never seen in training, which is what a user asking about a new target faces. Quantiles are kept per task type (with
-a global fallback) because QA scores scatter far more than POS accuracies.
+A query is in one of two regimes (predictor.record): the published record covers its target for this task (type), or
+it does not and only similarity and sizes remain. Residuals for each regime come from the fold system that mimics it
+(target-grouped folds for "similarity", random ranking-group folds for "record"), and the conformal quantile is taken
+per bin (regime × task type, falling back to the regime, then to all). The quantiles come from `crepes`
+(ConformalRegressor with Mondrian bins); only the resulting half-widths are stored, as JSON.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import math
 import numpy as np
 
 LEVELS = (0.8, 0.9)
+MIN_BIN = 50
 
 
 def conformal_quantile(abs_residuals: np.ndarray, level: float) -> float:
-    """The finite-sample conformal quantile: the ceil((n+1)·level)-th smallest |residual|."""
+    """The finite-sample conformal quantile: the ceil((n+1)·level)-th smallest |residual| (inf when n is too small)."""
     r = np.sort(np.asarray(abs_residuals, dtype=np.float64))
     n = len(r)
     if n == 0:
@@ -23,33 +26,65 @@ def conformal_quantile(abs_residuals: np.ndarray, level: float) -> float:
     return float(r[rank - 1])
 
 
-class ConformalIntervals:
-    """Symmetric intervals pred ± q_level(group); also the within-target spread used for P(best source)."""
+def _crepes_halfwidths(residuals: np.ndarray, bins: np.ndarray, levels) -> dict[str, dict[str, float]]:
+    from crepes import ConformalRegressor
 
-    def __init__(self, levels=LEVELS, min_group: int = 50):
+    cr = ConformalRegressor().fit(np.abs(residuals), bins=bins)
+    uniq = np.unique(bins)
+    out: dict[str, dict[str, float]] = {str(b): {} for b in uniq}
+    for level in levels:
+        iv = cr.predict_int(np.zeros(len(uniq)), bins=uniq, confidence=level)
+        for b, hw in zip(uniq, iv[:, 1]):
+            out[str(b)][str(level)] = float(hw)
+    return out
+
+
+def bin_keys(regimes, task_types) -> np.ndarray:
+    return np.char.add(np.char.add(np.asarray(regimes, dtype=str), "|"), np.asarray(task_types, dtype=str))
+
+
+class ConformalIntervals:
+    """Symmetric intervals pred ± q_level(bin); also the within-target spread used for P(best source)."""
+
+    def __init__(self, levels=LEVELS, min_group: int = MIN_BIN):
         self.levels = tuple(levels)
         self.min_group = min_group
 
-    def fit(self, residuals: np.ndarray, groups: np.ndarray, within_target_residuals: np.ndarray | None = None):
-        residuals = np.abs(np.asarray(residuals, dtype=np.float64))
-        groups = np.asarray(groups).astype(str)
-        self.quantiles_ = {"*": {str(l): conformal_quantile(residuals, l) for l in self.levels}}
-        for g in np.unique(groups):
-            sel = groups == g
-            if sel.sum() >= self.min_group:
-                self.quantiles_[g] = {str(l): conformal_quantile(residuals[sel], l) for l in self.levels}
+    def fit(self, residuals: np.ndarray, regimes: np.ndarray, task_types: np.ndarray,
+            within_target_residuals: np.ndarray | None = None):
+        residuals = np.asarray(residuals, dtype=np.float64)
+        ok = ~np.isnan(residuals)
+        residuals, regimes, task_types = residuals[ok], np.asarray(regimes)[ok], np.asarray(task_types)[ok]
+        self.quantiles_ = {"*": {str(l): conformal_quantile(np.abs(residuals), l) for l in self.levels}}
+        for keys in (np.asarray(regimes, dtype=str), bin_keys(regimes, task_types)):
+            big = [k for k, c in zip(*np.unique(keys, return_counts=True)) if c >= self.min_group]
+            sel = np.isin(keys, big)
+            if sel.any():
+                self.quantiles_.update(_crepes_halfwidths(residuals[sel], keys[sel], self.levels))
         wt = residuals if within_target_residuals is None else np.asarray(within_target_residuals, dtype=np.float64)
+        wt = wt[~np.isnan(wt)]
         self.within_target_sd_ = float(np.std(wt)) if len(wt) else 1.0
         return self
 
-    def halfwidth(self, groups, level: float) -> np.ndarray:
+    def halfwidth(self, regimes, task_types, level: float) -> np.ndarray:
+        """Half-width per query: its regime × task type bin, else its regime, else all residuals."""
         key = str(level)
-        default = self.quantiles_["*"][key]
-        return np.array([self.quantiles_.get(str(g), self.quantiles_["*"]).get(key, default) for g in groups],
-                        dtype=np.float64)
+        q = self.quantiles_
+        regimes = np.asarray(regimes, dtype=str)
+        keys = bin_keys(regimes, task_types)
+        cache: dict[tuple[str, str], float] = {}
+        out = np.empty(len(keys), dtype=np.float64)
+        for i, (k, r) in enumerate(zip(keys, regimes)):
+            v = cache.get((k, r))
+            if v is None:
+                v = (q.get(k) or q.get(r) or q["*"]).get(key, q["*"][key])
+                cache[(k, r)] = v
+            out[i] = v
+        return out
 
     def to_dict(self) -> dict:
-        return {"levels": list(self.levels), "quantiles": self.quantiles_, "within_target_sd": self.within_target_sd_}
+        return {"levels": list(self.levels), "quantiles": self.quantiles_, "within_target_sd": self.within_target_sd_,
+                "method": "Mondrian split-conformal (crepes ConformalRegressor), bins = regime | task type"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConformalIntervals":

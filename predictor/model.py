@@ -1,26 +1,39 @@
-"""The transfer regressor: LightGBM over static features + neighbour evidence, monotone in the amount of data.
+"""The transfer regressor: LightGBM over per-component features, a mix scoring as its best component.
+
+Why this shape: published results obey laws a tree ensemble does not know unless it is built in (DESIGN.md). A mix is
+split into components — each source language with its examples, and the target's own examples — and scored as its
+best component, each component seeing the rest of the mix only through monotone features (examples in the other
+sources, number of sources, k). With +1 monotone constraints on those, adding a language or more examples can never
+lower a prediction. Two more laws are applied to the trees' output, not learned: no prediction below the task's
+chance level, and the target's own examples alone start a learning curve at chance (below ten examples a fine-tuned
+model has learned nothing; from there the score climbs log-linearly to what the trees predict at the smallest
+in-language training set the published record holds for that task type).
+
+Training is hard EM on the best-component rule: rows are first represented by their largest source, the booster is
+fitted, every row is re-represented by the component the booster scores highest, and the booster is refitted.
 
 scikit-learn conventions: parameters in __init__, `fit` learns, fitted attributes end in `_`. `fit` takes the tidy
 observations table (query columns + `score`), so every protocol and the shipped model go through the same code path.
-
-The model owns its whole feature pipeline: `features.featurize` (static: typology, sizes, corpus shares) plus
-`features.neighbors` (what published transfer to similar targets says; learned from the training rows, so it is part
-of the fitted state and travels in the artifact as CSV). The facade only hands it canonical query rows.
 """
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from features.featurize import CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_INCREASING, explode, featurize
-from features.neighbors import NEIGHBOR_FEATURES, NeighborTransfer
+from features import registry
+from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_INCREASING, featurize_components,
+                                representative)
+from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, RecordEvidence
 from features.queries import normalize
 
 OBS_QUERY_COLUMNS = ["model", "task", "task_type", "target", "train_config", "k"]
-MODEL_FEATURES = FEATURE_NAMES + NEIGHBOR_FEATURES
+MODEL_FEATURES = list(FEATURE_NAMES) + EVIDENCE_FEATURES
+NO_LEARNING_K = 10        # the target's own examples up to this many teach a fine-tuned model nothing on their own
+DEFAULT_INLANG_K = 100    # start of the in-language record for a task type the record has no in-language row of
 
 
 def observation_queries(obs: pd.DataFrame) -> pd.DataFrame:
@@ -30,7 +43,7 @@ def observation_queries(obs: pd.DataFrame) -> pd.DataFrame:
 
 def normalize_observations(obs: pd.DataFrame) -> pd.DataFrame:
     """Canonical query rows for observation rows; raises if any row fails (the build validated them)."""
-    norm, errors = normalize(observation_queries(obs))
+    norm, errors = normalize(observation_queries(obs), published=True)
     bad = errors != ""
     if bad.any():
         first = obs.loc[bad].head(3)
@@ -40,7 +53,8 @@ def normalize_observations(obs: pd.DataFrame) -> pd.DataFrame:
 
 
 def featurize_observations(obs: pd.DataFrame) -> pd.DataFrame:
-    """Static features for observation rows (cache this across folds: it does not depend on the training set)."""
+    """One feature row per observation (its representative component, model-free rule): for baselines and plots."""
+    from features.featurize import featurize
     return featurize(normalize_observations(obs))
 
 
@@ -52,11 +66,9 @@ def dataset_weights(obs: pd.DataFrame, power: float = 0.5) -> np.ndarray:
     return w / w.mean()
 
 
-def ranking_groups(obs: pd.DataFrame) -> np.ndarray:
-    """Row → comparable group (one results file, model, variant and target): the rows a ranking compares.
-
-    The deviation booster learns score − group mean; the groups only shape the training labels, so serving needs
-    none of this (a single query is scored by the same two trees)."""
+def ranking_key(obs: pd.DataFrame) -> np.ndarray:
+    """Row → comparable group (one results file, model, variant, task and target): the rows a ranking compares.
+    The one definition of a ranking group (evaluation metrics and calibration use it)."""
     cols = [c for c in ("dataset_file", "model", "variant", "task", "target") if c in obs.columns]
     key = obs[cols[0]].astype(str)
     for c in cols[1:]:
@@ -64,44 +76,32 @@ def ranking_groups(obs: pd.DataFrame) -> np.ndarray:
     return key.to_numpy()
 
 
-def neighbor_features(nb: NeighborTransfer, norm: pd.DataFrame) -> pd.DataFrame:
-    """Neighbour evidence per query: per (source, target) pair, reduced over the mix by size-weighted mean."""
-    n = len(norm)
-    rows, langs, counts = explode(norm)
-    out = {f: np.full(n, np.nan) for f in NEIGHBOR_FEATURES}
-    if len(rows):
-        pf = nb.pair_features(norm["task"].to_numpy(dtype=object)[rows], norm["task_type"].to_numpy(dtype=object)[rows],
-                              norm["model"].to_numpy(dtype=object)[rows], langs,
-                              norm["target"].to_numpy(dtype=object)[rows])
-        if len(rows) == n and bool((rows == np.arange(n)).all()):
-            out = pf
-        else:
-            for f in NEIGHBOR_FEATURES:
-                x = pf[f]
-                ok = ~np.isnan(x)
-                num = np.bincount(rows[ok], weights=counts[ok] * x[ok], minlength=n)
-                den = np.bincount(rows[ok], weights=counts[ok], minlength=n)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out[f] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-    return pd.DataFrame({f: np.asarray(out[f], dtype=np.float32) for f in NEIGHBOR_FEATURES}, index=norm.index)
+ranking_groups = ranking_key  # older name
+
+
+def chance_levels(norm: pd.DataFrame) -> np.ndarray:
+    """Per query: its task's chance level (registry), or its task type's for a task the registry does not know."""
+    def one(key: str) -> float:
+        task, _, ttype = key.partition("\x00")
+        try:
+            return float(registry.resolve_task(task).chance)
+        except Exception:
+            return float(registry.CHANCE_BY_TYPE.get(ttype, 0.0))
+    keys = (norm["task"].astype(str) + "\x00" + norm["task_type"].astype(str)).to_numpy(dtype=object)
+    codes, uniq = pd.factorize(keys)
+    # rounded *up* to the 4 decimals scores are written with, so a floored score never prints below chance
+    table = np.ceil(np.array([one(u) for u in uniq] + [0.0]) * 1e4) / 1e4
+    return table[codes]
 
 
 class TransferRegressor(BaseEstimator, RegressorMixin):
-    """LightGBM regressor of the transfer score (0–100) with +1 monotone constraints on source size and k.
-
-    With `decompose=True` the score is the sum of two boosters over the same features: a *level* booster (the
-    `n_estimators` trees) fitted to the mean score of the row's ranking group (file, model, variant, target) and a
-    *deviation* booster (`n_deviation_estimators` trees, e.g. 200 + 200) fitted to score − group mean on groups with
-    ≥ 2 rows, so the within-target ordering gets trees of its own. Measured (reports/model_experiments.md): better
-    ranking on xpos (regret 6.34 → 5.9–6.0, NDCG@3 0.27 → 0.30–0.33, RMSE unchanged) but worse on the small
-    LangRankPlus mT5 matrices (tydiqa mT5 PL 7.2 → 11.2, past the 8.65 goal), so it is off by default. Both boosters
-    carry the monotone constraints, so their sum is monotone too; TreeSHAP stays additive (the contributions of the two are summed feature by feature)."""
+    """LightGBM regressor of the transfer score (0–100): best component of the mix, monotone in data, floored."""
 
     def __init__(self, n_estimators: int = 300, learning_rate: float = 0.08, num_leaves: int = 31,
                  max_depth: int = -1, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
-                 monotone: bool = True, neighbors: bool = False, nb_k: int = 5, nb_tau: float = 0.05,
-                 decompose: bool = False, n_deviation_estimators: int = 200, random_state: int = 0, n_jobs: int = 2):
+                 monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.3,
+                 language_mask_rate: float = 0.25, random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -112,37 +112,25 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.reg_lambda = reg_lambda
         self.weight_power = weight_power
         self.monotone = monotone
-        self.neighbors = neighbors
-        self.nb_k = nb_k
-        self.nb_tau = nb_tau
-        self.decompose = decompose
-        self.n_deviation_estimators = n_deviation_estimators
+        self.em_rounds = em_rounds
+        self.evidence = evidence
+        self.mask_rate = mask_rate
+        self.language_mask_rate = language_mask_rate
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    # ------------------------------------------------------------------ features
     @property
     def feature_names(self) -> list[str]:
-        return MODEL_FEATURES if self.neighbors else list(FEATURE_NAMES)
+        return list(FEATURE_NAMES) + (EVIDENCE_FEATURES if self.evidence else [])
 
-    def features(self, norm: pd.DataFrame, X_static: pd.DataFrame | None = None) -> pd.DataFrame:
-        """All model features for canonical query rows (static features may be passed in precomputed)."""
-        X = featurize(norm) if X_static is None else X_static
-        if not self.neighbors:
-            return X
-        return pd.concat([X.reset_index(drop=True), neighbor_features(self.neighbors_, norm).reset_index(drop=True)],
-                         axis=1).set_axis(X.index)
-
-    def pair_features(self, X_static: pd.DataFrame, model: str, task: str, task_type: str, sources: np.ndarray,
-                      targets: np.ndarray) -> pd.DataFrame:
-        """All model features for single-source pairs sharing model and task (the all-pairs path, no strings)."""
-        if not self.neighbors:
-            return X_static
-        n = len(sources)
-        pf = self.neighbors_.pair_features(np.full(n, task, dtype=object), np.full(n, task_type, dtype=object),
-                                           np.full(n, model, dtype=object), sources, targets)
-        nb = pd.DataFrame({f: np.asarray(pf[f], dtype=np.float32) for f in NEIGHBOR_FEATURES}, index=X_static.index)
-        return pd.concat([X_static, nb], axis=1)
+    def _with_evidence(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
+                       y: np.ndarray | None = None) -> pd.DataFrame:
+        """Static component features plus the record's evidence (leave-one-out and masked when y is given)."""
+        if not self.evidence:
+            return Xc
+        E = (self.evidence_.component_values(norm, rows, langs) if y is None
+             else self.evidence_.training_values(norm, y, rows, langs))
+        return pd.concat([Xc.reset_index(drop=True), E.reset_index(drop=True)], axis=1)
 
     def lgb_params(self) -> dict:
         return {
@@ -150,91 +138,120 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             "max_depth": self.max_depth, "min_data_in_leaf": self.min_child_samples, "bagging_fraction": self.subsample,
             "bagging_freq": 1, "feature_fraction": self.colsample_bytree, "lambda_l2": self.reg_lambda,
             "seed": self.random_state, "num_threads": self.n_jobs, "verbose": -1, "max_bin": 127,
-            "monotone_constraints": [1 if (self.monotone and f in MONOTONE_INCREASING) else 0
+            "monotone_constraints": [1 if (self.monotone and f in MONOTONE_INCREASING + MONOTONE_EVIDENCE) else 0
                                      for f in self.feature_names],
             "monotone_constraints_method": "intermediate",
         }
 
-    # ------------------------------------------------------------------ fit / predict
-    def fit(self, obs: pd.DataFrame, y=None, X: pd.DataFrame | None = None):
-        """Fit on observation rows (`score` column unless y given); pass precomputed static X to skip featurizing."""
+    # ------------------------------------------------------------------ fit
+    def fit(self, obs: pd.DataFrame, y=None, components: tuple | None = None):
+        """Fit on observation rows (`score` column unless y given); `components` = featurize_components(norm) of
+        exactly these rows, to skip featurizing (protocols cache it)."""
         import lightgbm as lgb
 
         norm = normalize_observations(obs)
-        if self.neighbors:
-            self.neighbors_ = NeighborTransfer(k=self.nb_k, tau=self.nb_tau).fit(obs)
-        Xf = self.features(norm, None if X is None else X.set_axis(norm.index))
+        Xc, rows, langs = featurize_components(norm) if components is None else components
         y = obs["score"].to_numpy(dtype=np.float64) if y is None else np.asarray(y, dtype=np.float64)
-        w = dataset_weights(obs, self.weight_power)
-        X = Xf[self.feature_names]
-        cat = list(CATEGORICAL_FEATURES)
-        self.deviation_booster_ = None
-        if self.decompose:
-            groups = ranking_groups(obs)
-            frame = pd.DataFrame({"g": groups, "y": y})
-            gmean = frame.groupby("g")["y"].transform("mean").to_numpy()
-            gsize = frame.groupby("g")["y"].transform("size").to_numpy()
-            level = lgb.Dataset(X, label=gmean, weight=w, categorical_feature=cat, free_raw_data=True)
-            self.booster_ = lgb.train(self.lgb_params(), level, num_boost_round=self.n_estimators)
-            multi = gsize > 1
-            if multi.sum() >= 2 * self.min_child_samples and self.n_deviation_estimators > 0:
-                dev = lgb.Dataset(X[multi], label=(y - gmean)[multi], weight=w[multi], categorical_feature=cat,
-                                  free_raw_data=True)
-                self.deviation_booster_ = lgb.train(self.lgb_params(), dev,
-                                                    num_boost_round=self.n_deviation_estimators)
-        else:
-            data = lgb.Dataset(X, label=y, weight=w, categorical_feature=cat, free_raw_data=True)
+        if self.evidence:
+            self.evidence_ = RecordEvidence(self.mask_rate, self.language_mask_rate, self.random_state).fit(norm, y)
+            Xc = self._with_evidence(Xc, rows, langs, norm, y)
+        w = dataset_weights(obs, self.weight_power) if "dataset" in obs.columns else np.ones(len(obs))
+        self.inlang_min_k_ = self._inlang_start(norm)
+        n = len(norm)
+        pick = representative(Xc, rows, n)
+        arr = Xc[self.feature_names].to_numpy(dtype=np.float32)
+        for round_ in range(self.em_rounds + 1):
+            ok = pick >= 0
+            data = lgb.Dataset(arr[pick[ok]], label=y[ok], weight=w[ok], feature_name=self.feature_names,
+                               categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=True)
             self.booster_ = lgb.train(self.lgb_params(), data, num_boost_round=self.n_estimators)
-        self.feature_names_ = list(self.feature_names)
+            self.feature_names_ = list(self.feature_names)
+            if round_ < self.em_rounds:
+                pick = representative(Xc, rows, n, self._component_scores(arr, rows, norm))
         return self
 
-    def predict_features(self, Xf: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
-        """Raw (unclipped) model output for full feature rows."""
-        arr = Xf[self.feature_names_].to_numpy(dtype=np.float32)
-        out = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
-        if getattr(self, "deviation_booster_", None) is not None:
-            out = out + self.deviation_booster_.predict(arr, num_threads=num_threads or self.n_jobs)
-        return out
+    def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
+        """Smallest in-language training set per task type in the record (the mix is only the target's data)."""
+        own_only = norm["train_config"].astype(str) == (norm["target"].astype(str) + ":" + norm["k"].astype(str))
+        sel = norm.loc[own_only & (norm["k"] > 0)]
+        return {str(t): float(k) for t, k in sel.groupby("task_type")["k"].min().items()}
 
-    def contributions(self, Xf: pd.DataFrame) -> np.ndarray:
+    # ------------------------------------------------------------------ scoring
+    def _ramp(self, k: np.ndarray, task_types: np.ndarray) -> np.ndarray:
+        """Share of the way from chance to the trees' in-language score that k own examples alone reach."""
+        start = math.log1p(NO_LEARNING_K)
+        full = np.array([self.inlang_min_k_.get(str(t), DEFAULT_INLANG_K) for t in task_types], dtype=np.float64)
+        span = np.maximum(np.log1p(full) - start, 1e-9)
+        return np.clip((np.log1p(k) - start) / span, 0.0, 1.0)
+
+    def _component_scores(self, arr: np.ndarray, rows: np.ndarray, norm: pd.DataFrame,
+                          num_threads: int | None = None) -> np.ndarray:
+        """Final score of every component: trees, then the in-language learning-curve start, chance floor, 0–100."""
+        raw = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
+        floor = chance_levels(norm)[rows]
+        own = arr[:, self.feature_names_.index("in_language")] > 0.5
+        if own.any():
+            k = np.expm1(arr[own, self.feature_names_.index("log1p_k")].astype(np.float64))
+            ramp = self._ramp(k, norm["task_type"].to_numpy(dtype=object)[rows[own]])
+            raw = raw.copy()
+            raw[own] = floor[own] + np.maximum(raw[own] - floor[own], 0.0) * ramp
+        return np.clip(np.maximum(raw, floor), 0.0, 100.0)
+
+    def score_components(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
+                         num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """(feature row of each query's best component, its score, which component) for precomputed static
+        component features (the record's evidence is added here)."""
+        Xc = self._with_evidence(Xc, rows, langs, norm)
+        arr = Xc[self.feature_names_].to_numpy(dtype=np.float32)
+        comp = self._component_scores(arr, rows, norm, num_threads)
+        pick = representative(Xc, rows, len(norm), comp)
+        ok = pick >= 0
+        X = np.full((len(norm), arr.shape[1]), np.nan, dtype=np.float32)
+        X[ok] = arr[pick[ok]]
+        score = np.full(len(norm), np.nan)
+        score[ok] = comp[pick[ok]]
+        return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score, pick
+
+    def score_queries(self, norm: pd.DataFrame, num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """(feature row of each query's best component, final score) for canonical query rows."""
+        Xc, rows, langs = featurize_components(norm)
+        X, score, _ = self.score_components(Xc, rows, langs, norm, num_threads)
+        return X, score
+
+    def predict(self, obs: pd.DataFrame) -> np.ndarray:
+        return self.score_queries(normalize_observations(obs))[1]
+
+    def raw(self, X: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
+        """The trees' output for feature rows (before the floors): what SHAP values add up to."""
+        return self.booster_.predict(X[self.feature_names_].to_numpy(dtype=np.float32),
+                                     num_threads=num_threads or self.n_jobs)
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """TreeSHAP values (n, n_features + 1; last column = base value) via LightGBM's pred_contrib."""
-        arr = Xf[self.feature_names_].to_numpy(dtype=np.float32)
-        out = self.booster_.predict(arr, pred_contrib=True, num_threads=1)
-        if getattr(self, "deviation_booster_", None) is not None:
-            out = out + self.deviation_booster_.predict(arr, pred_contrib=True, num_threads=1)
-        return out
+        arr = X[self.feature_names_].to_numpy(dtype=np.float32)
+        return self.booster_.predict(arr, pred_contrib=True, num_threads=1)
 
-    def predict(self, obs: pd.DataFrame, X: pd.DataFrame | None = None) -> np.ndarray:
-        norm = normalize_observations(obs)
-        Xf = self.features(norm, None if X is None else X.set_axis(norm.index))
-        return np.clip(self.predict_features(Xf), 0.0, 100.0)
-
-    # ------------------------------------------------------------------ persistence (text + JSON + CSV, no pickle)
+    # ------------------------------------------------------------------ persistence (text + JSON, no pickle)
     def to_files(self) -> dict[str, str]:
         files = {"model.txt": self.booster_.model_to_string(),
-                 "model_config.json": json.dumps({"params": self.get_params(), "features": self.feature_names_},
-                                                 indent=1)}
-        if self.neighbors:
-            files["neighbors.csv"] = self.neighbors_.to_csv()
-        if getattr(self, "deviation_booster_", None) is not None:
-            files["model_deviation.txt"] = self.deviation_booster_.model_to_string()
+                 "model_config.json": json.dumps({"params": self.get_params(), "features": self.feature_names_,
+                                                  "inlang_min_k": self.inlang_min_k_}, indent=1)}
+        if self.evidence:
+            files["evidence.csv"] = self.evidence_.to_csv()
         return files
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> "TransferRegressor":
         import lightgbm as lgb
 
-        config = json.loads(files["model_config.json"]) if "model_config.json" in files else {
-            "params": {"neighbors": False}, "features": list(FEATURE_NAMES)}
-        # artifacts written before the level + deviation split carry one booster
-        model = cls(**{"decompose": False, **config["params"]})
+        config = json.loads(files["model_config.json"])
+        params = {k: v for k, v in config["params"].items() if k in cls().get_params()}
+        model = cls(**params)
         model.booster_ = lgb.Booster(model_str=files["model.txt"].decode())
         model.feature_names_ = list(config["features"])
-        model.deviation_booster_ = (lgb.Booster(model_str=files["model_deviation.txt"].decode())
-                                    if "model_deviation.txt" in files else None)
-        if model.decompose and model.deviation_booster_ is None:
-            raise ValueError("model_config.json asks for a deviation booster but model_deviation.txt is missing")
-        if model.neighbors:
-            model.neighbors_ = NeighborTransfer.from_csv(files["neighbors.csv"].decode(), k=model.nb_k,
-                                                         tau=model.nb_tau)
+        model.inlang_min_k_ = dict(config.get("inlang_min_k", {}))
+        if model.evidence:
+            model.evidence_ = RecordEvidence.from_csv(files["evidence.csv"].decode(), mask_rate=model.mask_rate,
+                                                      language_mask_rate=model.language_mask_rate,
+                                                      random_state=model.random_state)
         return model

@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 
 from predictor import artifacts
-from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE
+from predictor import record
+from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE, RECORD_FILE
 from predictor.intervals import ConformalIntervals
-from predictor.model import TransferRegressor, featurize_observations, normalize_observations
+from features.featurize import featurize_components, take_components
+from predictor.model import TransferRegressor, normalize_observations
 
 OBSERVATIONS = artifacts.ROOT / "training_data" / "observations.csv"
 # Which observation rows a query can express: one score per (mix, target), F1 not EM for QA, and no machine-translated
@@ -44,30 +46,41 @@ def trainable(obs: pd.DataFrame) -> pd.DataFrame:
     return obs.loc[keep].reset_index(drop=True)
 
 
-def target_folds(targets: np.ndarray, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold id per row such that every row of a target language falls in the same fold."""
-    uniq = np.unique(targets)
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(rng.permutation(uniq), np.arange(len(uniq)) % n_folds))
-    return np.array([fold_of[t] for t in targets])
-
-
-def mix_languages(train_config: pd.Series) -> list[set[str]]:
-    return [set(p.split(":")[0] for p in str(c).split(";") if p) for c in train_config]
-
-
-def out_of_fold(obs: pd.DataFrame, X: pd.DataFrame, make_model, n_folds: int = 5) -> np.ndarray:
-    """Predictions for each row from a model trained without its target (neither as target nor inside a mix)."""
-    folds = target_folds(obs["target"].to_numpy(), n_folds)
-    mixes = mix_languages(obs["train_config"])
+def out_of_fold(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int = 5) -> np.ndarray:
+    """Predictions for each row from a model that never saw its target (neither as target nor inside a mix): the
+    "similarity" regime. Folds are the evaluation protocols' seeded language groups (one fold system)."""
+    from predictor.protocols import involving, language_partition, row_languages
+    part = language_partition(obs["target"].astype(str).unique(), n_folds)
+    rl = row_languages(obs)
+    tgt = obs["target"].astype(str).to_numpy()
     pred = np.full(len(obs), np.nan)
-    for f in range(n_folds):
-        test = folds == f
-        held = set(obs.loc[test, "target"])
-        train = ~test & np.array([not (m & held) for m in mixes])
-        model = make_model().fit(obs.loc[train], X=X.loc[train])
-        pred[test] = model.predict(obs.loc[test], X=X.loc[test])
+    for g in range(n_folds):
+        held = [lang for lang, gg in part.items() if gg == g]
+        test = np.isin(tgt, held)
+        train = ~involving(obs, held, strict=True, _row_langs=rl)
+        pred[test] = _fit_predict(obs, comps, make_model, train, test)
     return pred
+
+
+def out_of_fold_seen(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int = 5) -> np.ndarray:
+    """Predictions for each row from a model that saw its target in other ranking groups but not this row's group
+    (a results file's target, model and variant): the "record" regime, new configurations of seen languages."""
+    from predictor.model import ranking_key
+    keys = ranking_key(obs)
+    uniq = np.unique(keys)
+    fold_of = dict(zip(np.random.default_rng(0).permutation(uniq), np.arange(len(uniq)) % n_folds))
+    folds = np.array([fold_of[k] for k in keys])
+    pred = np.full(len(obs), np.nan)
+    for g in range(n_folds):
+        test = folds == g
+        pred[test] = _fit_predict(obs, comps, make_model, ~test, test)
+    return pred
+
+
+def _fit_predict(obs, comps, make_model, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    model = make_model().fit(obs.loc[train], components=take_components(comps, train))
+    Xc, rows, langs = take_components(comps, test)
+    return model.score_components(Xc, rows, langs, normalize_observations(obs.loc[test]))[1]
 
 
 def within_target_residuals(obs: pd.DataFrame, resid: np.ndarray) -> np.ndarray:
@@ -78,27 +91,37 @@ def within_target_residuals(obs: pd.DataFrame, resid: np.ndarray) -> np.ndarray:
 
 
 def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, params: dict | None = None,
-          n_folds: int = 5, log=print) -> Path:
+          n_folds: int = 3, log=print) -> Path:
     t0 = time.time()
     data_bytes = Path(observations).read_bytes()
     obs = trainable(load_observations(observations))
     log(f"training rows: {len(obs):,} of {observations}")
-    X = featurize_observations(obs)
-    log(f"featurized {X.shape[0]:,} × {X.shape[1]} in {time.time() - t0:.1f}s")
+    comps = featurize_components(normalize_observations(obs))
+    log(f"featurized {comps[0].shape[0]:,} components × {comps[0].shape[1]} in {time.time() - t0:.1f}s")
     params = params or {}
     make_model = lambda: TransferRegressor(**params)  # noqa: E731
 
-    oof = out_of_fold(obs, X, make_model, n_folds)
-    resid = obs["score"].to_numpy() - oof
-    calib = ConformalIntervals().fit(resid, obs["task_type"].to_numpy(), within_target_residuals(obs, resid))
-    metrics = {"oof_rmse": float(np.sqrt(np.mean(resid ** 2))), "oof_mae": float(np.mean(np.abs(resid))),
-               "oof_protocol": f"{n_folds}-fold grouped by target language (target also removed from mixes)",
-               "interval_halfwidth": calib.quantiles_["*"], "within_target_sd": calib.within_target_sd_}
-    log(f"out-of-fold RMSE {metrics['oof_rmse']:.2f}, MAE {metrics['oof_mae']:.2f} ({time.time() - t0:.1f}s)")
+    oof = out_of_fold(obs, comps, make_model, n_folds)
+    seen = out_of_fold_seen(obs, comps, make_model, n_folds)
+    y = obs["score"].to_numpy()
+    resid = np.concatenate([y - oof, y - seen])
+    regimes = np.array(["similarity"] * len(obs) + ["record"] * len(obs), dtype=object)
+    types = np.concatenate([obs["task_type"].to_numpy()] * 2)
+    within = np.concatenate([within_target_residuals(obs, y - oof), within_target_residuals(obs, y - seen)])
+    calib = ConformalIntervals().fit(resid, regimes, types, within)
+    metrics = {"oof_rmse": float(np.sqrt(np.nanmean((y - oof) ** 2))), "oof_mae": float(np.nanmean(np.abs(y - oof))),
+               "oof_protocol": f"{n_folds} seeded language groups (predictor.protocols.language_partition): the "
+                               "target is held out as target and inside mixes",
+               "seen_rmse": float(np.sqrt(np.nanmean((y - seen) ** 2))),
+               "seen_mae": float(np.nanmean(np.abs(y - seen))),
+               "seen_protocol": f"{n_folds} folds over ranking groups (file, model, variant, task, target)",
+               "interval_halfwidth": calib.quantiles_, "within_target_sd": calib.within_target_sd_}
+    log(f"out-of-fold RMSE unseen target {metrics['oof_rmse']:.2f}, seen target {metrics['seen_rmse']:.2f} "
+        f"({time.time() - t0:.1f}s)")
 
-    model = make_model().fit(obs, X=X)
+    model = make_model().fit(obs, components=comps)
     sample = obs.sample(n=min(1000, len(obs)), random_state=0)
-    background = model.features(normalize_observations(sample), X.loc[sample.index])
+    background = model.score_queries(normalize_observations(sample))[0]
     buf = io.StringIO()
     background.to_csv(buf, index=False, float_format="%.6g")
     data_hash = hashlib.sha256(data_bytes).hexdigest()
@@ -109,7 +132,9 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
         "params": model.get_params(), "metrics": metrics, "typology_version": _typology_version(),
     }
     out = artifacts.write_model_dir({**model.to_files(), CALIBRATION_FILE: json.dumps(calib.to_dict(), indent=1),
-                                     BACKGROUND_FILE: buf.getvalue()}, manifest, models_dir)
+                                     BACKGROUND_FILE: buf.getvalue(),
+                                     RECORD_FILE: json.dumps(record.summarize(obs), separators=(",", ":"))},
+                                    manifest, models_dir)
     log(f"model written to {out} ({time.time() - t0:.1f}s)")
     return out
 
@@ -123,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xlt train", description=__doc__)
     ap.add_argument("--observations", type=Path, default=OBSERVATIONS)
     ap.add_argument("--models-dir", type=Path, default=None)
-    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=3)
     args = ap.parse_args(argv)
     train(args.observations, args.models_dir, n_folds=args.folds)
     return 0

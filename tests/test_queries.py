@@ -52,13 +52,16 @@ def test_normalize_source_defaults_to_task_size_and_k_joins_the_mix():
         {"model": "mt5-base", "task": "xnli", "target": "sw", "train_config": "en:1000;sw:20", "k": 50},
     ])
     norm, errors = normalize(df)
-    assert errors.tolist() == ["", "", "", ""]
+    assert errors.tolist()[:3] == ["", "", ""]
     assert norm.loc[0, "model"] == "xlm-r-large" and norm.loc[0, "target"] == "swh"
     assert norm.loc[0, "train_config"] == "eng:392702" and norm.loc[0, "k"] == 0
     assert norm.loc[1, "train_config"] == "deu:5000;swh:100" and norm.loc[1, "k"] == 100
     assert norm.loc[1, "source_size"] == 5000
     assert norm.loc[2, "k"] == 20 and norm.loc[2, "source_size"] == 1000
-    assert norm.loc[3, "k"] == 50, "an explicit k wins over the mix's count for the target"
+    assert errors[3].startswith("train_config already gives the target 20 examples and k says 50"), \
+        "a k that contradicts the mix's count for the target is refused, not silently preferred"
+    same = normalize(pd.DataFrame([{**df.iloc[3].to_dict(), "k": 20}]))[1]
+    assert same.tolist() == [""], "a k equal to the mix's count is fine"
 
 
 def test_normalize_reports_each_bad_row_and_keeps_the_good():

@@ -69,7 +69,9 @@ async def plan(body: PlanRequest, p=Depends(get_predictor), cache=Depends(get_an
     if work > MAX_PLAN_WORK:
         raise BadValue(f"plan too large: steps × (candidates + targets) × targets = {work:,} > {MAX_PLAN_WORK:,}; "
                        "use fewer steps, candidates or targets", field="steps")
-    query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target}
+    query = {"model": body.model, "task": body.task, "task_type": body.task_type, "target": body.target,
+             "train_config": body.train_config}
     return await _answer(p, cache, "plan", body, PlanResponse,
-                         lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps),
+                         lambda p: p.plan(with_task_type(query), body.candidates, body.budget, steps=body.steps,
+                                          costs=body.costs),
                          pool)

@@ -1,0 +1,225 @@
+"""The published record as evidence: what was measured for this target, this source, this pair, at several grains.
+
+Why: for languages the record covers, the record is the best evidence, and a model fed only typology and sizes loses
+to simple per-language baselines there (DESIGN.md). For languages it does not cover, the evidence is absent and the
+model must fall back to similarity. One model serves both because it learns from evidence that is sometimes hidden:
+
+- in training every value is *leave-one-out* (a row never sees its own score), and it is masked at random — per row,
+  and for whole languages at a time, which is how an unseen language looks — so the trees learn to do without;
+- at serving time the full record speaks; a language, task or pair it does not hold gets NaN, exactly as in the
+  masked training rows.
+
+Grains (means of published scores, 0–100):
+  ev_target        this target, this task, this model family (any source or mix)
+  ev_target_type   this target in *other* tasks of the same type (any family)
+  ev_source        this source as the single source, this task, this model family (any target)
+  ev_pair          this source → this target as a single source, same task type (any task, any family)
+  ev_pair_vs_others  ev_pair minus the mean over the target's published single sources (same type): the within-target
+                   ordering the record shows, which is what a ranking needs (most variance lies between targets)
+
+Fitted on canonical observation rows; stored as a CSV of (grain, key, sum, count), so the artifact needs no pickle.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+EVIDENCE_FEATURES = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "ev_pair_vs_others"]
+EVIDENCE_LABELS = {
+    "ev_target": "published scores of this target on this task",
+    "ev_target_type": "published scores of this target on other tasks of the type",
+    "ev_source": "published transfer from this source on this task",
+    "ev_pair": "published transfer from this source to this target",
+    "ev_pair_vs_others": "this source vs. the target's other published sources",
+}
+# Evidence that a score is higher is evidence that this score is higher: +1 monotone constraints on all of them.
+MONOTONE_EVIDENCE = tuple(EVIDENCE_FEATURES)
+SEP = "\x1f"
+
+
+def _keys(*cols) -> np.ndarray:
+    """Row-wise 'a␟b␟c' keys (object strings; pandas concatenation is ~20× faster than np.char on these, a plain
+    comprehension faster still for the few rows of a single request)."""
+    if len(cols[0]) < 5000:
+        return np.array([SEP.join(map(str, t)) for t in zip(*cols)], dtype=object)
+    out = pd.Series(np.asarray(cols[0], dtype=object)).astype(str)
+    for c in cols[1:]:
+        out = out + SEP + pd.Series(np.asarray(c, dtype=object)).astype(str)
+    return out.to_numpy(dtype=object)
+
+
+def _family(models: np.ndarray) -> np.ndarray:
+    from features.registry import resolve_model
+    codes, uniq = pd.factorize(np.asarray(models, dtype=object))
+    fam = np.array([resolve_model(m, allow_unsized=True).family for m in uniq] + [""], dtype=object)
+    return fam[codes]
+
+
+def _single_source(norm: pd.DataFrame) -> np.ndarray:
+    """(is a zero-shot single-source row, its source) per canonical query row."""
+    src = np.full(len(norm), "", dtype=object)
+    ok = np.zeros(len(norm), dtype=bool)
+    for i, (cfg, t, k) in enumerate(zip(norm["train_config"], norm["target"], norm["k"])):
+        if k == 0 and ";" not in cfg and cfg:
+            lang = cfg.split(":", 1)[0]
+            if lang != t:
+                ok[i], src[i] = True, lang
+    return ok, src
+
+
+class RecordEvidence:
+    """Leave-one-out, masked evidence for training; the full record's means for serving."""
+
+    def __init__(self, mask_rate: float = 0.3, language_mask_rate: float = 0.25, random_state: int = 0):
+        self.mask_rate = mask_rate
+        self.language_mask_rate = language_mask_rate
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def _grain_keys(self, norm: pd.DataFrame) -> dict[str, np.ndarray]:
+        fam = _family(norm["model"].to_numpy(dtype=object))
+        single, src = _single_source(norm)
+        tgt = norm["target"].to_numpy(dtype=object)
+        keys = {
+            "ev_target": _keys(norm["task"], fam, tgt),
+            "ev_target_type": _keys(norm["task_type"], tgt),
+            "ev_source": np.where(single, _keys(norm["task"], fam, src), None),
+            "ev_pair": np.where(single, _keys(norm["task_type"], src, tgt), None),
+            "_pair_level": np.where(single, _keys(norm["task_type"], tgt), None),
+        }
+        keys["_task"] = norm["task"].to_numpy(dtype=object)
+        return keys
+
+    def fit(self, norm: pd.DataFrame, y: np.ndarray):
+        y = np.asarray(y, dtype=np.float64)
+        keys = self._grain_keys(norm)
+        tables = {}
+        for g in ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level"]:
+            k = keys[g]
+            ok = np.array([x is not None for x in k])
+            frame = pd.DataFrame({"key": k[ok], "y": y[ok]})
+            agg = frame.groupby("key")["y"].agg(["sum", "count"])
+            tables[g] = agg
+        # other-task means for ev_target_type: keep per (type, target, task) sums to subtract this task's share
+        frame = pd.DataFrame({"key": keys["ev_target_type"], "task": keys["_task"], "y": y})
+        tables["_type_task"] = frame.groupby(["key", "task"])["y"].agg(["sum", "count"])
+        self.tables_ = tables
+        return self
+
+    # ------------------------------------------------------------------ values
+    def _lookup(self, grain: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = self.tables_[grain]
+        idx = t.index.get_indexer(pd.Index(keys.astype(str) if len(keys) else keys))
+        s = np.where(idx >= 0, t["sum"].to_numpy()[idx], 0.0)
+        c = np.where(idx >= 0, t["count"].to_numpy()[idx], 0.0)
+        return s, c
+
+    def _type_other(self, type_keys: np.ndarray, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s, c = self._lookup("ev_target_type", type_keys)
+        t = self.tables_["_type_task"]
+        idx = t.index.get_indexer(pd.MultiIndex.from_arrays([type_keys.astype(str), tasks.astype(str)]))
+        s_own = np.where(idx >= 0, t["sum"].to_numpy()[idx], 0.0)
+        c_own = np.where(idx >= 0, t["count"].to_numpy()[idx], 0.0)
+        return s - s_own, c - c_own
+
+    def component_values(self, norm: pd.DataFrame, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
+        """Serving: evidence per component (query row `rows[i]`, language `langs[i]`), from the full record."""
+        n = len(rows)
+        tgt = norm["target"].to_numpy(dtype=object)[rows]
+        task = norm["task"].to_numpy(dtype=object)[rows]
+        ttype = norm["task_type"].to_numpy(dtype=object)[rows]
+        fam = _family(norm["model"].to_numpy(dtype=object))[rows]
+        src = np.asarray(langs, dtype=object)
+        own = src == tgt
+        out = {}
+        s, c = self._lookup("ev_target", _keys(task, fam, tgt))
+        out["ev_target"] = _mean(s, c)
+        s, c = self._type_other(_keys(ttype, tgt), task)
+        out["ev_target_type"] = _mean(s, c)
+        s, c = self._lookup("ev_source", _keys(task, fam, src))
+        out["ev_source"] = np.where(own, np.nan, _mean(s, c))
+        s, c = self._lookup("ev_pair", _keys(ttype, src, tgt))
+        out["ev_pair"] = np.where(own, np.nan, _mean(s, c))
+        s, c = self._lookup("_pair_level", _keys(ttype, tgt))
+        out["ev_pair_vs_others"] = out["ev_pair"] - _mean(s, c)
+        return pd.DataFrame({f: np.asarray(out[f], dtype=np.float32) for f in EVIDENCE_FEATURES}, index=range(n))
+
+    def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
+        """Training: like `component_values`, minus each row's own score (leave-one-out), then masked at random."""
+        y = np.asarray(y, dtype=np.float64)
+        base = self.component_values(norm, rows, langs)
+        keys = self._grain_keys(norm)
+        yr = y[rows]
+        tgt = norm["target"].to_numpy(dtype=object)[rows]
+        src = np.asarray(langs, dtype=object)
+        out = {}
+        # the row's own score sits in the target grains always, in the source/pair grains when it is single-source
+        for g in ("ev_target",):
+            s, c = self._lookup(g, keys[g][rows])
+            out[g] = _mean(s - yr, c - 1)
+        out["ev_target_type"] = base["ev_target_type"].to_numpy(dtype=np.float64)  # other tasks: never its own row
+        single, ssrc = _single_source(norm)
+        mine = single[rows] & (ssrc[rows] == src)
+        for g in ("ev_source", "ev_pair", "_pair_level"):
+            s, c = self._lookup(g, np.where(mine, keys[g][rows], ""))
+            loo = _mean(s - yr, c - 1)
+            if g == "_pair_level":
+                s2, c2 = self._lookup(g, _keys(norm["task_type"].to_numpy(dtype=object)[rows], tgt))
+                level = np.where(mine, loo, _mean(s2, c2))
+                out["ev_pair_vs_others"] = out["ev_pair"] - level
+                continue
+            out[g] = np.where(mine, loo, base[g].to_numpy(dtype=np.float64))
+            out[g] = np.where(src == tgt, np.nan, out[g])
+        rng = np.random.default_rng(self.random_state)
+        langs_all = np.unique(np.concatenate([tgt.astype(str), src.astype(str)]))
+        hidden = set(langs_all[rng.random(len(langs_all)) < self.language_mask_rate])
+        tgt_hidden = np.isin(tgt.astype(str), list(hidden))
+        src_hidden = np.isin(src.astype(str), list(hidden))
+        # mask per query row (all components of a row alike), so a row is wholly in one regime per grain
+        row_mask = {g: rng.random(len(norm)) < self.mask_rate for g in EVIDENCE_FEATURES}
+        out["ev_target"] = np.where(tgt_hidden | row_mask["ev_target"][rows], np.nan, out["ev_target"])
+        out["ev_target_type"] = np.where(tgt_hidden | row_mask["ev_target_type"][rows], np.nan, out["ev_target_type"])
+        out["ev_source"] = np.where(src_hidden | row_mask["ev_source"][rows], np.nan, out["ev_source"])
+        out["ev_pair"] = np.where(src_hidden | tgt_hidden | row_mask["ev_pair"][rows], np.nan, out["ev_pair"])
+        out["ev_pair_vs_others"] = np.where(np.isnan(out["ev_pair"]), np.nan, out["ev_pair_vs_others"])
+        return pd.DataFrame({f: np.asarray(out[f], dtype=np.float32) for f in EVIDENCE_FEATURES}, index=range(len(rows)))
+
+    # ------------------------------------------------------------------ persistence
+    def to_csv(self) -> str:
+        parts = []
+        for g, t in self.tables_.items():
+            if g == "_type_task":
+                frame = pd.DataFrame({"grain": g, "key": [k + SEP + "|" + task for k, task in t.index],
+                                      "sum": t["sum"].to_numpy(), "count": t["count"].to_numpy()})
+            else:
+                frame = pd.DataFrame({"grain": g, "key": t.index.astype(str), "sum": t["sum"].to_numpy(),
+                                      "count": t["count"].to_numpy()})
+            parts.append(frame)
+        buf = io.StringIO()
+        pd.concat(parts).to_csv(buf, index=False, float_format="%.6g")
+        return buf.getvalue()
+
+    @classmethod
+    def from_csv(cls, text: str, **params) -> "RecordEvidence":
+        frame = pd.read_csv(io.StringIO(text), keep_default_na=False, dtype={"key": str})
+        obj = cls(**params)
+        tables = {}
+        for g, part in frame.groupby("grain"):
+            if g == "_type_task":
+                k, task = zip(*(x.rsplit(SEP + "|", 1) for x in part["key"]))
+                idx = pd.MultiIndex.from_arrays([list(k), list(task)], names=["key", "task"])
+            else:
+                idx = pd.Index(part["key"].to_numpy(), name="key")
+            tables[g] = pd.DataFrame({"sum": part["sum"].to_numpy(dtype=np.float64),
+                                      "count": part["count"].to_numpy(dtype=np.float64)}, index=idx)
+        for g in ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level", "_type_task"]:
+            tables.setdefault(g, pd.DataFrame({"sum": [], "count": []}))
+        obj.tables_ = tables
+        return obj
+
+
+def _mean(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, s / np.where(c > 0, c, 1), np.nan)
