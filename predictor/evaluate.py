@@ -6,9 +6,13 @@ From Python, for experiments:
 Fits are shared: folds with the same training mask (e.g. the strict language-group folds used by xpos, the strict
 LangRankPlus variant and SumEval) are fitted once per method with the union of their test rows.
 
-Interval coverage (protocol 6) is cross-conformal: for the rows of one held-out language group, the conformal
-quantiles (per task type, as `predictor.intervals.ConformalIntervals` does for the shipped model) are computed from
-the out-of-fold residuals of all *other* groups, so the calibration never saw the languages it is judged on.
+Interval coverage is cross-conformal, with the served recipe (`predictor.intervals.ConformalIntervals`: Mondrian by
+regime × task type): for the rows of one fold, the quantiles come from the out-of-fold residuals of all *other* folds
+of the same protocol (a protocol with one fold is split in two halves of its ranking groups), so the calibration never
+saw what it is judged on. The regime is the protocol's: "record" for `seen`, "similarity" elsewhere.
+
+`python -m predictor.evaluate --readme` rewrites the README's accuracy table (between `<!-- accuracy:start -->` and
+`<!-- accuracy:end -->`) from reports/accuracy.json.
 """
 from __future__ import annotations
 
@@ -26,13 +30,21 @@ import pandas as pd
 
 from predictor import metrics as M
 from predictor import protocols as P
-from predictor.baselines import Method, baseline_methods, relative_lambdarank, xlt_model
+from predictor.baselines import (COMPOSITE, DISTANCE_KINDS, SINGLE_RULES, Method, baseline_methods,
+                                 relative_lambdarank, xlt_model)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
+README = ROOT / "README.md"
 OURS = "xlt (LightGBM regressor)"
+NEURAL = "xlt neural (torch; evaluated, not served)"
+LITMUS = "LITMUS regressor"
 LANGRANK_OURS = "xlt ranker (relative LambdaRank)"
-OBS_PROTOCOLS = ("xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out")
+OBS_PROTOCOLS = ("seen", "xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "unseen_dataset",
+                 "unseen_family")
+# protocols whose regression methods get cross-conformal interval coverage, and the regime each one measures
+INTERVAL_REGIMES = {"seen": "record", "xpos": "similarity", "sumeval": "similarity", "unseen_dataset": "similarity",
+                    "unseen_family": "similarity"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -91,13 +103,6 @@ def run_folds(protocols: list[P.Protocol], fit_predict: Callable, log=None) -> d
     return out
 
 
-def _groups(data: pd.DataFrame, cols) -> np.ndarray:
-    key = data[cols[0]].astype(str)
-    for c in cols[1:]:
-        key = key + "|" + data[c].astype(str)
-    return key.to_numpy()
-
-
 def fold_ids(proto: P.Protocol) -> np.ndarray:
     fid = np.full(len(proto.data), -1)
     for i, f in enumerate(proto.folds):
@@ -105,22 +110,33 @@ def fold_ids(proto: P.Protocol) -> np.ndarray:
     return fid
 
 
-def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9)) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Intervals for each tested row, calibrated on residuals of the other folds (per task type, global fallback)."""
+def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regime: str = "similarity",
+                    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Intervals for each tested row, calibrated on residuals of the other folds (Mondrian: regime × task type, as
+    served). A protocol with a single fold is split into two seeded halves of its ranking groups."""
     from predictor.intervals import ConformalIntervals
+    from predictor.model import ranking_key
 
     data = proto.data
     fid = fold_ids(proto)
     ok = ~np.isnan(pred)
+    if len(np.unique(fid[ok])) == 1:
+        codes, uniq = pd.factorize(ranking_key(data.loc[ok]))
+        half = np.random.default_rng(0).permutation(len(uniq)) % 2
+        fid = fid.copy()
+        fid[ok] = half[codes]
     resid = data["score"].to_numpy(float) - pred
     tt = data["task_type"].astype(str).to_numpy() if "task_type" in data.columns else np.full(len(data), "*")
+    reg = np.full(len(data), regime, dtype=object)
     out = {l: (np.full(len(data), np.nan), np.full(len(data), np.nan)) for l in levels}
     for i in np.unique(fid[ok]):
         cal = ok & (fid != i)
         te = ok & (fid == i)
-        ci = ConformalIntervals(levels=levels).fit(resid[cal], tt[cal])
+        if not cal.any():
+            continue
+        ci = ConformalIntervals(levels=levels).fit(resid[cal], reg[cal], tt[cal])
         for l in levels:
-            hw = ci.halfwidth(tt[te], l)
+            hw = ci.halfwidth(reg[te], tt[te], l)
             out[l][0][te] = pred[te] - hw
             out[l][1][te] = pred[te] + hw
     return out
@@ -130,7 +146,8 @@ def score_protocol(proto: P.Protocol, pred: np.ndarray, kind: str = "regression"
                    n_boot: int = M.N_BOOT) -> dict:
     """Metrics per table from pooled out-of-fold predictions."""
     tables = {}
-    ivals = cross_conformal(proto, pred) if (intervals and kind == "regression") else None
+    regime = INTERVAL_REGIMES.get(proto.name, "similarity")
+    ivals = cross_conformal(proto, pred, regime=regime) if (intervals and kind == "regression") else None
     for t in proto.tables:
         sel = np.asarray(t.select(proto.data), bool) & ~np.isnan(pred)
         if not sel.any():
@@ -139,13 +156,16 @@ def score_protocol(proto: P.Protocol, pred: np.ndarray, kind: str = "regression"
         if not (t.ranking or regression):
             continue
         d = proto.data.loc[sel]
-        g = _groups(d, list(t.group_cols))
+        g = t.groups(d)
         res = M.summarize(g, d["score"].to_numpy(float), pred[sel], ranking=t.ranking, regression=regression,
                           n_boot=n_boot)
         if ivals is not None:
             for l, (lo, hi) in ivals.items():
+                if np.isnan(lo[sel]).all():
+                    continue
                 res[f"coverage{int(l * 100)}"] = M.coverage(g, d["score"].to_numpy(float), lo[sel], hi[sel],
                                                             n_boot=n_boot)
+                res[f"halfwidth{int(l * 100)}"] = float(np.nanmean(hi[sel] - lo[sel]) / 2)
         tables[t.name] = res
     return tables
 
@@ -169,7 +189,7 @@ class RunResult:
     methods: dict = field(default_factory=dict)       # method -> {kind, description}
 
 
-def default_methods(include_model: bool = True) -> list[Method]:
+def default_methods(include_model: bool = True, include_neural: bool = True) -> list[Method]:
     ms = []
     if include_model:
         try:
@@ -178,6 +198,11 @@ def default_methods(include_model: bool = True) -> list[Method]:
                              applies_to=OBS_PROTOCOLS))   # LangRank's BiLSTM-era tables have no model/task to featurize
         except ImportError as e:   # the product model is not importable: report baselines only, and say so
             print(f"evaluate: product model unavailable ({e}); running baselines only", file=sys.stderr)
+    if include_neural:
+        from predictor.neural import EVAL_PARAMS, neural_fit_predict
+        ms.append(Method(NEURAL, neural_fit_predict(), "regression",
+                         "predictor.neural NeuralTransferRegressor, cheap settings "
+                         + ", ".join(f"{k}={v}" for k, v in EVAL_PARAMS.items()), applies_to=OBS_PROTOCOLS))
     ms.append(Method(LANGRANK_OURS, relative_lambdarank, "ranking",
                      "LambdaRank on features relative to the target's other candidates (our ranking recipe)",
                      applies_to=("langrank",)))
@@ -189,14 +214,7 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
             previous: RunResult | None = None) -> RunResult:
     """Every method on every protocol; `on_method` is called after each method (incremental reports);
     `previous` results are kept for methods not run now (so one method can be re-run and merged)."""
-    protos = []
-    for n in names:
-        if n == "langrank":
-            protos.append(P.langrank_benchmark())
-        elif n == "leave_task_out":
-            protos.append(P.leave_task_out(obs))
-        else:
-            protos.append(P.build(n, obs, n_groups=n_groups))
+    protos = [P.build(n, obs, n_groups=n_groups) for n in names]
     rr = RunResult()
     if previous is not None:
         for pname, per in previous.results.items():
@@ -222,7 +240,7 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
             if not batch:
                 continue
             try:
-                preds = run_folds(batch, m.fit_predict, log=log if m.name == OURS else None)
+                preds = run_folds(batch, m.fit_predict, log=log if m.name in (OURS, NEURAL) else None)
             except Exception as e:   # a method that cannot run on a data kind is reported as such, not hidden
                 for p in batch:
                     rr.results[p.name][m.name] = {"error": f"{type(e).__name__}: {e}"[:300]}
@@ -230,7 +248,7 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
                 continue
             for p in batch:
                 rr.results[p.name][m.name] = score_protocol(p, preds[p.name], m.kind,
-                                                            intervals=p.name in ("xpos", "sumeval"))
+                                                            intervals=p.name in INTERVAL_REGIMES)
         rr.timings[m.name] = time.perf_counter() - t0
         rr.methods[m.name] = {"kind": m.kind, "description": m.description}
         log(f"  done in {rr.timings[m.name]:.1f}s")
@@ -243,24 +261,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xlt evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--all", action="store_true", help="run every protocol (default when none is named)")
     ap.add_argument("--protocol", action="append", default=[],
-                    help="xpos, langrankplus, langrankplus_strict, sumeval, leave_task_out, langrank (repeatable)")
+                    help=", ".join(P.ALL_PROTOCOLS) + " (repeatable)")
     ap.add_argument("--groups", type=int, default=P.DEFAULT_GROUPS,
                     help="language groups per fold (0 = exact leave-one-target-out)")
     ap.add_argument("--no-model", action="store_true", help="baselines only")
+    ap.add_argument("--no-neural", action="store_true", help="leave the torch model out")
     ap.add_argument("--method", action="append", default=[],
                     help="run only methods whose name contains this text (repeatable); others are kept from the "
                          "existing accuracy.json")
     ap.add_argument("--observations", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPORTS)
+    ap.add_argument("--readme", action="store_true",
+                    help="only rewrite the README's accuracy table from <out>/accuracy.json (no evaluation)")
     args = ap.parse_args(argv)
-    names = args.protocol or ["xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "langrank"]
+    if args.readme:
+        write_readme(json.loads((args.out / "accuracy.json").read_text()))
+        print(f"rewrote the accuracy table of {README} from {args.out / 'accuracy.json'}")
+        return 0
+    names = args.protocol or list(P.ALL_PROTOCOLS)
     t0 = time.perf_counter()
     obs = P.load_observations(args.observations)
-    methods = default_methods(not args.no_model)
+    methods = default_methods(not args.no_model, not args.no_neural)
     previous = None
     if args.method:
         methods = [m for m in methods if any(s.lower() in m.name.lower() for s in args.method)]
         previous = load_previous(args.out / "accuracy.json")
+    elif args.protocol:
+        previous = load_previous(args.out / "accuracy.json")   # other protocols' results are kept
     write = lambda r: write_reports(r, args.out, elapsed=time.perf_counter() - t0, n_obs=len(obs))  # noqa: E731
     rr = run_all(obs, methods, names, n_groups=args.groups or None, on_method=write, previous=previous)
     write(rr)
@@ -318,36 +345,47 @@ def _check(op: str, measured, goal) -> str:
 
 
 def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
-    """Goal vs measured rows for the product model (and the best method where ours does not apply)."""
+    """Goal vs measured rows for one method (the product model by default), each with its regime."""
     rows = []
     res = rr.results
 
-    def add(proto, table, metric, op, goal, measured, who=ours, note=""):
-        rows.append({"protocol": proto, "table": table, "metric": metric, "goal": f"{op} {goal:g}",
-                     "measured": measured, "method": who, "status": _check(op, measured, goal), "note": note})
+    def add(proto, table, metric, op, goal, measured, who=ours, note="", regime=None):
+        rows.append({"regime": regime or REGIME_OF.get(proto, ""), "protocol": proto, "table": table,
+                     "metric": metric, "goal": f"{op} {goal:g}", "measured": measured, "method": who,
+                     "status": _check(op, measured, goal), "note": note})
 
-    if "xpos" in res and ours in res["xpos"]:
-        t = res["xpos"][ours].get("udpos xlm-r-base", {})
+    def mine(pname):
+        r = res.get(pname, {}).get(ours)
+        return r if r and "error" not in r else None
+
+    if mine("seen") and LITMUS in res["seen"]:
+        a, b = _val(mine("seen").get("all files"), "rmse"), _val(res["seen"][LITMUS].get("all files"), "rmse")
+        am, bm = _val(mine("seen").get("all files"), "mae"), _val(res["seen"][LITMUS].get("all files"), "mae")
+        ratio = a / b if (a is not None and b) else None
+        add("seen", "all files", "RMSE / LITMUS-style RMSE", "<=", 0.70, ratio,
+            note=f"RMSE {a:.2f} vs {b:.2f}; MAE {am:.2f} vs {bm:.2f}" if ratio is not None else "")
+    if mine("xpos"):
+        t = mine("xpos").get("udpos xlm-r-base", {})
         for metric, (op, goal) in rr.protocols["xpos"]["goals"]["*"].items():
             add("xpos", "udpos xlm-r-base", metric, op, goal, _val(t, metric))
     for pname in ("langrankplus", "langrankplus_strict"):
-        if pname in res and ours in res[pname]:
+        if mine(pname):
             for table, g in rr.protocols[pname]["goals"].items():
                 (op, goal), = g.values()
                 eng = _val(res[pname].get("always English", {}).get(table), "pl")
-                add(pname, table, "pl", op, goal, _val(res[pname][ours].get(table), "pl"),
+                add(pname, table, "pl", op, goal, _val(mine(pname).get(table), "pl"),
                     note=f"our always-English PL {eng:.2f}" if eng is not None else "")
-    if "sumeval" in res and ours in res["sumeval"] and "LITMUS regressor" in res["sumeval"]:
-        for table in res["sumeval"][ours]:
+    if mine("sumeval") and LITMUS in res["sumeval"]:
+        for table in mine("sumeval"):
             if not table.startswith("all files"):
                 continue
-            a = _val(res["sumeval"][ours].get(table), "mae")
-            b = _val(res["sumeval"]["LITMUS regressor"].get(table), "mae")
+            a = _val(mine("sumeval").get(table), "mae")
+            b = _val(res["sumeval"][LITMUS].get(table), "mae")
             ratio = a / b if (a is not None and b) else None
-            add("sumeval", table, "MAE ours / MAE LITMUS-style", "<=", 0.60, ratio,
+            add("sumeval", table, "MAE / LITMUS-style MAE", "<=", 0.60, ratio,
                 note=f"MAE {a:.2f} vs {b:.2f}" if ratio is not None else "")
-    if "leave_task_out" in res and ours in res["leave_task_out"]:
-        t = res["leave_task_out"][ours]
+    if mine("leave_task_out"):
+        t = mine("leave_task_out")
         for metric, (op, goal) in rr.protocols["leave_task_out"]["goals"]["mean"].items():
             vals = [_val(v, metric) for k, v in t.items() if isinstance(v, dict) and _val(v, metric) is not None]
             add("leave_task_out", "mean over tasks", metric, op, goal, float(np.mean(vals)) if vals else None)
@@ -359,22 +397,150 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
                 (op, goal), = g.values()
                 add("langrank", table, "ndcg3", op, goal, _val(res["langrank"][who].get(table), "ndcg3"), who=who,
                     note="LangRank published")
-    for pname in ("xpos", "sumeval"):
-        if pname in res and ours in res[pname]:
-            for table, t in res[pname][ours].items():
-                if not isinstance(t, dict) or "coverage80" not in t:
-                    continue
-                if pname == "sumeval" and not table.startswith("all files"):
-                    continue
-                for lvl in (80, 90):
-                    v = _val(t, f"coverage{lvl}")
-                    rows.append({"protocol": f"coverage ({pname})", "table": table, "metric": f"coverage{lvl}",
-                                 "goal": f"{lvl}% ± 3", "measured": v, "method": ours,
-                                 "status": "n/a" if v is None else ("met" if abs(v * 100 - lvl) <= 3 else "not met"),
-                                 "note": "cross-conformal over language groups"})
+    if mine("unseen_dataset"):
+        t = mine("unseen_dataset")
+        below, pls, nds = 0, [], []
+        for table in t:
+            pl = _val(t[table], "pl")
+            rules = {k: _val(res["unseen_dataset"].get(f"closest {k}", {}).get(table), "pl") for k in DISTANCE_KINDS}
+            rules = {k: v for k, v in rules.items() if v is not None}
+            if pl is None or not rules:
+                continue
+            best = min(rules, key=rules.get)
+            below += int(pl < rules[best])
+            pls.append(pl)
+            nds.append(_val(t[table], "ndcg3"))
+            add("unseen_dataset", table, "PL < best single-distance rule", "<", rules[best], pl,
+                note=f"best rule: closest {best}")
+        goals = rr.protocols["unseen_dataset"]["goals"]["matrices"]
+        n = len(pls)
+        add("unseen_dataset", f"{n} matrices", "matrices with PL below the best distance rule",
+            *goals["pl_below_best_distance"], below if n else None)
+        add("unseen_dataset", f"{n} matrices", "mean PL", *goals["mean_pl"], float(np.mean(pls)) if pls else None)
+        add("unseen_dataset", f"{n} matrices", "mean NDCG@3", *goals["mean_ndcg3"],
+            float(np.mean([x for x in nds if x is not None])) if nds else None)
+    if mine("unseen_family"):
+        t = mine("unseen_family")
+        for table in t:
+            if not table.endswith("single-source"):
+                continue
+            pl = _val(t[table], "pl")
+            rules = {r: _val(res["unseen_family"].get(r, {}).get(table), "pl") for r in SINGLE_RULES}
+            rules = {r: v for r, v in rules.items() if v is not None}
+            if not rules:
+                continue
+            best = min(rules, key=rules.get)
+            comp = _val(res["unseen_family"].get(COMPOSITE, {}).get(table), "pl")
+            add("unseen_family", table, "PL < every single rule", "<", rules[best], pl,
+                note=f"best single rule: {best}" + (f"; composite {comp:.2f}" if comp is not None else ""))
+    for pname, regime in INTERVAL_REGIMES.items():
+        r = mine(pname)
+        if not r:
+            continue
+        for table, t in r.items():
+            if not isinstance(t, dict) or "coverage80" not in t:
+                continue
+            if pname == "sumeval" and not table.startswith("all files"):
+                continue
+            if pname == "seen" and table != "all files":
+                continue
+            if pname == "unseen_family" and not table.endswith("all rows"):
+                continue
+            if pname == "unseen_dataset":
+                continue   # pooled below
+            for lvl in (80, 90):
+                v = _val(t, f"coverage{lvl}")
+                rows.append({"regime": f"coverage: {regime}", "protocol": pname, "table": table,
+                             "metric": f"coverage{lvl}", "goal": f"{lvl}% ± 3", "measured": v, "method": ours,
+                             "status": "n/a" if v is None else ("met" if abs(v * 100 - lvl) <= 3 else "not met"),
+                             "note": f"mean half-width {t.get(f'halfwidth{lvl}', float('nan')):.1f} pts; "
+                                     "cross-conformal, served recipe"})
+    if mine("unseen_dataset"):
+        for lvl in (80, 90):
+            per = [(t.get(f"coverage{lvl}", {}).get("value"), t.get("n_rows", 0), t.get(f"halfwidth{lvl}"))
+                   for t in mine("unseen_dataset").values() if isinstance(t, dict)]
+            per = [x for x in per if x[0] is not None]
+            if not per:
+                continue
+            n = sum(x[1] for x in per)
+            v = sum(x[0] * x[1] for x in per) / n
+            hw = sum(x[2] * x[1] for x in per) / n
+            rows.append({"regime": "coverage: similarity", "protocol": "unseen_dataset", "table": "all matrices",
+                         "metric": f"coverage{lvl}", "goal": f"{lvl}% ± 3", "measured": v, "method": ours,
+                         "status": "met" if abs(v * 100 - lvl) <= 3 else "not met",
+                         "note": f"mean half-width {hw:.1f} pts; calibrated on the other matrices"})
     return rows
 
 
+REGIME_OF = {"seen": "seen languages, new configurations", "xpos": "unseen languages",
+             "langrankplus": "unseen languages", "langrankplus_strict": "unseen languages",
+             "sumeval": "unseen languages", "leave_task_out": "unseen languages (and task)",
+             "langrank": "unseen languages (LangRank's benchmark)", "unseen_dataset": "unseen dataset",
+             "unseen_family": "unseen model family"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# README table (generated from reports/accuracy.json)
+
+README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+
+
+def _num(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{int(v)}"
+    return f"{v:.3f}" if abs(v) < 2 else f"{v:.2f}"
+
+
+def readme_table(acc: dict) -> str:
+    """The README's accuracy table: goal vs measured per regime and protocol, from accuracy.json's headline.
+    Per-matrix rows of one protocol and metric are folded into one line (values joined, 'k of n' met)."""
+    head = acc["headline"]
+    folded: dict[tuple, list[dict]] = {}
+    for h in head:
+        if h["protocol"] == "unseen_dataset" and "best single-distance" in h["metric"]:
+            key = (h["regime"], h["protocol"], h["metric"], "per matrix")
+        elif h["protocol"] in ("langrankplus", "langrankplus_strict", "langrank"):
+            key = (h["regime"], h["protocol"], h["metric"], "per matrix")
+        else:
+            key = (h["regime"], h["protocol"], h["metric"], h["table"])
+        folded.setdefault(key, []).append(h)
+    L = ["| regime | protocol | measure | goal | measured (xlt) | met? |", "|---|---|---|---|---|---|"]
+    for (regime, proto, metric, table), hs in folded.items():
+        if len(hs) == 1:
+            h = hs[0]
+            note = f" ({h['note']})" if h["note"] else ""
+            L.append(f"| {regime} | {proto} · {table} | {metric} | {h['goal']} | {_num(h['measured'])}{note} | "
+                     f"{'yes' if h['status'] == 'met' else 'no' if h['status'] == 'not met' else 'n/a'} |")
+        else:
+            goals = " · ".join(f"{h['table']} {h['goal']}" for h in hs)
+            vals = " · ".join(_num(h["measured"]) for h in hs)
+            met = sum(h["status"] == "met" for h in hs)
+            who = {h["method"] for h in hs} - {OURS}
+            L.append(f"| {regime} | {proto} | {metric}{' (' + ', '.join(who) + ')' if who else ''} | {goals} | "
+                     f"{vals} | {met} of {len(hs)} |")
+    L += ["", f"Generated from `reports/accuracy.json` ({acc.get('generated', '?')}; `xlt evaluate --all` took "
+              f"{acc.get('elapsed_s', 0) / 60:.1f} min wall{'' if not acc.get('load') else ', load average ' + acc['load']}) "
+              "by `python -m predictor.evaluate --readme`; every baseline, interval and table is in "
+              "`reports/accuracy.md`."]
+    return "\n".join(L)
+
+
+def write_readme(acc: dict, path: Path = README) -> None:
+    """Replace the text between the accuracy markers of README.md (added under '## Accuracy' when missing)."""
+    text = Path(path).read_text(encoding="utf-8")
+    block = f"{README_START}\n{readme_table(acc)}\n{README_END}"
+    if README_START in text and README_END in text:
+        a = text.index(README_START)
+        b = text.index(README_END) + len(README_END)
+        text = text[:a] + block + text[b:]
+    elif "## Accuracy\n" in text:
+        a = text.index("## Accuracy\n") + len("## Accuracy\n")
+        text = text[:a] + "\n" + block + "\n" + text[a:]
+    else:
+        text = text.rstrip("\n") + "\n\n## Accuracy\n\n" + block + "\n"
+    _atomic_write(Path(path), text)
 
 
 def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int) -> None:
@@ -382,11 +548,20 @@ def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     head = headline(rr)
     payload = {"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "elapsed_s": round(elapsed, 1),
-               "cpu_s": round(time.process_time(), 1),
+               "cpu_s": round(time.process_time(), 1), "load": _load(),
                "observations_rows": n_obs, "relevance_convention": RELEVANCE_NOTE, "headline": head,
                "protocols": rr.protocols, "methods": rr.methods, "timings_s": rr.timings, "results": rr.results}
     _atomic_write(out / "accuracy.json", json.dumps(payload, indent=1, default=_json_default))
     _atomic_write(out / "accuracy.md", render_markdown(rr, head, elapsed, n_obs))
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages when the report was written (the machine is shared)."""
+    try:
+        import os
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return ""
 
 
 def _json_default(o):
@@ -406,15 +581,15 @@ def _atomic_write(path: Path, text: str) -> None:
 def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int) -> str:
     L = ["# xlt accuracy report", "",
          f"Generated by `xlt evaluate --all` in {elapsed / 60:.1f} min wall, {time.process_time() / 60:.1f} min CPU "
-         f"of this process, on {n_obs:,} trainable observation rows. "
-         "Every protocol holds out whole target languages (see each section for the exact rule).", "",
-         "## Headline: goal vs measured", "",
-         "| protocol | table | metric | goal | measured | status | method | note |", "|---|---|---|---|---|---|---|---|"]
+         f"of this process (load average {_load()} at the end; the machine is shared), on {n_obs:,} trainable "
+         "observation rows. Regimes: seen languages with new configurations (`seen`), unseen languages (grouped "
+         "leave-targets-out protocols), unseen dataset, unseen model family (see each section for the exact rule).",
+         "", "## Headline: goal vs measured", "",
+         "| regime | protocol | table | metric | goal | measured | status | method | note |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for h in head:
-        m = h["measured"]
-        ms = "—" if m is None else (f"{m:.3f}" if abs(m) < 2 else f"{m:.2f}")
-        L.append(f"| {h['protocol']} | {h['table']} | {h['metric']} | {h['goal']} | {ms} | {h['status']} | "
-                 f"{h['method']} | {h['note']} |")
+        L.append(f"| {h.get('regime', '')} | {h['protocol']} | {h['table']} | {h['metric']} | {h['goal']} | "
+                 f"{_num(h['measured'])} | {h['status']} | {h['method']} | {h['note']} |")
     L += ["", "## Metrics and conventions", "", RELEVANCE_NOTE, ""]
     for pname, pinfo in rr.protocols.items():
         L += [f"## {pinfo['title']} (`{pname}`)", "", pinfo["description"], "",

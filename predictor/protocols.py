@@ -1,4 +1,9 @@
-"""Evaluation protocols: folds over observations.csv that always hold out whole target languages.
+"""Evaluation protocols: folds over observations.csv, one per way xlt is used.
+
+Regimes: *unseen languages* (grouped leave-targets-out: xpos, langrankplus[_strict], sumeval, leave_task_out and
+LangRank's own benchmark), *seen languages, new configurations* (`seen`: 20% of each SumEval file's mixes held out,
+the record of those languages otherwise in training), *unseen dataset* (`unseen_dataset`: each results matrix held
+out whole) and *unseen model family* (`unseen_family`: every mT5 row, then every XLM-R row, held out).
 
 A protocol is data + folds + tables. Each fold is a pair of boolean masks over `protocol.data` (train, test) plus the
 held-out languages; `iter_folds()` yields the (train_mask, test_mask) pairs. Tables say how the pooled out-of-fold
@@ -24,12 +29,15 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from predictor.model import ranking_key
+
 ROOT = Path(__file__).resolve().parent.parent
 OBSERVATIONS = ROOT / "training_data" / "observations.csv"
 LANGRANK_RAW = ROOT / "training_data" / "raw" / "langrank_nlperf"
 DEFAULT_GROUPS = 5
-# a ranking group: one target language in one results file, for one model and file variant
-RANK_GROUP = ("dataset_file", "model", "variant", "target")
+# a ranking group: one target language in one results file, for one model, file variant and task. The one definition
+# is `predictor.model.ranking_key`; RANK_GROUP names its columns for code that groups a frame by columns.
+RANK_GROUP = ("dataset_file", "model", "variant", "task", "target")
 PARTITION_SEED = 7
 
 # How the protocols find their rows in observations.csv (dataset ids written by training_data/build.py).
@@ -41,12 +49,18 @@ SUMEVAL = re.compile(r"^sumeval2022/")
 
 @dataclass
 class Fold:
-    """One train/test split. `test_overrides` are column values replaced in the test frame (e.g. hide the task)."""
+    """One train/test split. `test_overrides` are column values replaced in the test frame (e.g. hide the task).
+
+    `heldout` names what the fold holds out: languages (unit "language", the default: no training row may target
+    them, and under the strict rule none may mix them in) or, for unit "rows", labels of the held-out unit (a results
+    matrix, a model family, a share of mixes) whose rows are `excluded` from training."""
     name: str
     train: np.ndarray
     test: np.ndarray
     heldout: tuple[str, ...] = ()
     test_overrides: dict = field(default_factory=dict)
+    unit: str = "language"
+    excluded: np.ndarray | None = None
 
 
 @dataclass
@@ -54,9 +68,18 @@ class Table:
     """How to score pooled predictions: rows `select(data)`, ranking groups by `group_cols`."""
     name: str
     select: Callable[[pd.DataFrame], np.ndarray]
-    group_cols: tuple[str, ...] = ("target",)
+    group_cols: tuple[str, ...] | None = None    # None: predictor.model.ranking_key (the one ranking group)
     ranking: bool = True
     regression: bool = True
+
+    def groups(self, data: pd.DataFrame) -> np.ndarray:
+        """Group label of every row of `data` (ranking groups; bootstrap units)."""
+        if self.group_cols is None:
+            return ranking_key(data)
+        key = data[self.group_cols[0]].astype(str)
+        for c in self.group_cols[1:]:
+            key = key + "|" + data[c].astype(str)
+        return key.to_numpy()
 
 
 @dataclass
@@ -79,6 +102,12 @@ class Protocol:
         """Raise if any training row involves a held-out language (target, or mixture when strict)."""
         langs = row_languages(self.data) if strict else None
         for f in self.folds:
+            if (f.train & f.test).any():
+                raise AssertionError(f"{self.name}/{f.name}: a row is both trained on and tested")
+            if f.unit != "language":
+                if f.excluded is None or (f.train & f.excluded).any() or (f.test & ~f.excluded).any():
+                    raise AssertionError(f"{self.name}/{f.name}: a training row belongs to the held-out {f.heldout}")
+                continue
             held = set(f.heldout)
             tgt = self.data["target"].to_numpy()[f.train]
             if np.isin(tgt, list(held)).any():
@@ -197,7 +226,7 @@ def xpos(obs: pd.DataFrame, n_groups: int | None = DEFAULT_GROUPS) -> Protocol:
         "xpos", "xpos leave-target-out (XLM-R base, UD POS)",
         "Test: every (source s ≠ T, target T) row of the udpos-ft-10000 file. Training: all observations except rows "
         "whose target is a held-out language or whose mixture contains one (strict).",
-        obs, folds, [Table("udpos xlm-r-base", lambda d: test, RANK_GROUP)],
+        obs, folds, [Table("udpos xlm-r-base", lambda d: test)],
         goals={"*": {"top1": (">=", 0.35), "regret": ("<=", 3.0), "ndcg3": (">=", 0.50), "spearman": (">=", 0.75),
                      "rmse": ("<=", 10.0)}},
         grouping=_grouping_text(n_groups, len(np.unique(obs["target"][test]))))
@@ -235,7 +264,7 @@ def langrankplus(obs: pd.DataFrame, strict: bool = False, n_groups: int | None =
     for n in names:
         m = _dataset_of(obs, n) & single
         if m.any():
-            tables.append(Table(n, (lambda d, m=m: m), RANK_GROUP))
+            tables.append(Table(n, (lambda d, m=m: m)))
             test |= m
     part = language_partition(_all_targets(obs), n_groups)
     folds = _lang_group_folds(obs, test, part, strict=strict)
@@ -261,9 +290,9 @@ def sumeval(obs: pd.DataFrame, n_groups: int | None = DEFAULT_GROUPS) -> Protoco
         dm = (obs["dataset_file"].astype(str) == d).to_numpy() & se
         for lab, km in (("k=0", k == 0), ("k>0", k > 0)):
             if (dm & km).any():
-                tables.append(Table(f"{d} {lab}", (lambda x, m=dm & km: m), RANK_GROUP, ranking=False))
+                tables.append(Table(f"{d} {lab}", (lambda x, m=dm & km: m), ranking=False))
     for lab, km in (("k=0", k == 0), ("k>0", k > 0)):
-        tables.append(Table(f"all files {lab}", (lambda x, m=se & km: m), RANK_GROUP, ranking=False))
+        tables.append(Table(f"all files {lab}", (lambda x, m=se & km: m), ranking=False))
     return Protocol(
         "sumeval", "SumEval-2022 train, leave target out",
         "Test: every row of the eight SumEval train files (mixtures of pivots; k = examples in the target itself). "
@@ -286,13 +315,13 @@ def leave_task_out(obs: pd.DataFrame, n_lang_groups: int | None = 2) -> Protocol
     for t in sorted(np.unique(task[single])):
         te = single & (task == t)
         # only ranking groups with a real choice (≥ 3 candidate sources); tasks without any are skipped
-        sizes = obs.loc[te].groupby(list(RANK_GROUP))["train_config"].transform("nunique")
+        sizes = obs.loc[te].groupby(ranking_key(obs.loc[te]))["train_config"].transform("nunique")
         te = te.copy()
         te[sizes.index[sizes < 3]] = False
         if not te.any():
             continue
         test_all |= te
-        tables.append(Table(t, (lambda d, m=te: m), RANK_GROUP))
+        tables.append(Table(t, (lambda d, m=te: m)))
         part = language_partition(np.unique(tgt[te]), n_lang_groups)
         for g in sorted(set(part.values())):
             held = tuple(sorted(l for l, gg in part.items() if gg == g))
@@ -364,7 +393,7 @@ def langrank_benchmark(data: pd.DataFrame | None = None) -> Protocol:
         tm = task == t
         if not tm.any():
             continue
-        tables.append(Table(t, (lambda d, m=tm: m), RANK_GROUP, regression=False))
+        tables.append(Table(t, (lambda d, m=tm: m), regression=False))
         for T in sorted(np.unique(tgt[tm])):
             te = tm & (tgt == T)
             folds.append(Fold(f"{t}/{T}", tm & (tgt != T), te, (T,)))
@@ -375,6 +404,99 @@ def langrank_benchmark(data: pd.DataFrame | None = None) -> Protocol:
         df, folds, tables, goals={t: {"ndcg3": (">", v)} for t, v in LANGRANK_PUBLISHED.items()},
         peers={t: {"LangRank (published)": {"ndcg3": v}} for t, v in LANGRANK_PUBLISHED.items()},
         grouping="exact leave-one-target-out")
+
+# ---------------------------------------------------------------------------------------------------------------
+# regimes beyond unseen languages
+
+SEEN_FRACTION = 0.2
+SEEN_SEED = 11
+
+
+def seen(obs: pd.DataFrame, frac: float = SEEN_FRACTION, seed: int = SEEN_SEED, **_) -> Protocol:
+    """Seen languages, new configurations: inside each SumEval file (dataset_file/model/task) a seeded `frac` of its
+    rows (training mixes) is held out; the model trains on everything else, so the record of those targets and
+    sources (other mixes, other tasks) is in training: the "record" regime."""
+    se = (obs["dataset"].astype(str) == "sumeval2022").to_numpy()
+    test = np.zeros(len(obs), bool)
+    rng = np.random.default_rng(seed)
+    key = (obs["dataset_file"].astype(str) + "|" + obs["model"].astype(str) + "|" + obs["task"].astype(str))
+    for k in sorted(key[se].unique()):
+        idx = np.flatnonzero(se & (key == k).to_numpy())
+        pick = rng.choice(idx, size=int(round(frac * len(idx))), replace=False)
+        test[pick] = True
+    fold = Fold("sumeval 20%", ~test, test, (f"{frac:.0%} of each SumEval file's mixes",), unit="rows",
+                excluded=test.copy())
+    tables = []
+    for d in sorted(obs.loc[test, "dataset_file"].astype(str).unique()):
+        m = test & (obs["dataset_file"].astype(str) == d).to_numpy()
+        tables.append(Table(d, (lambda x, m=m: m), ranking=False))
+    tables.append(Table("all files", (lambda x, m=test: m), ranking=False))
+    return Protocol(
+        "seen", "Seen languages, new configurations (SumEval, 20% of mixes held out)",
+        f"Test: a seeded {frac:.0%} of the rows (training mixes × target) of each SumEval train file. Training: every "
+        "other observation, so the held-out rows' languages, tasks and other mixes are in the record (the 'record' "
+        "regime). RMSE/MAE pooled over rows; bootstrap over ranking groups.",
+        obs, [fold], tables, goals={"all files": {"rmse_vs_litmus": ("<=", 0.70)}},
+        grouping=f"one fold: seeded {frac:.0%} of each file's rows (seed {seed})")
+
+
+UNSEEN_DATASET_MATRICES = LANGRANKPLUS_MAIN + LANGRANKPLUS_EXTRA + ("xpos",)
+
+
+def unseen_dataset(obs: pd.DataFrame, **_) -> Protocol:
+    """Unseen dataset: each results matrix held out whole (the 8 LangRankPlus matrices, xpos), trained on everything
+    else, ranked per target. xpos is held out as the whole dataset (all 9 size/epoch variants of the matrix) and
+    tested on its main file (udpos-ft-10000), the matrix the xpos protocol ranks."""
+    single = single_source_mask(obs)
+    folds, tables = [], []
+    for name in UNSEEN_DATASET_MATRICES:
+        if name == "xpos":
+            whole = (obs["dataset"].astype(str) == "xpos_devries2022").to_numpy()
+            te = whole & _dataset_mask(obs, XPOS_MAIN) & single
+        else:
+            whole = _dataset_of(obs, name)
+            te = whole & single
+        if not te.any():
+            continue
+        folds.append(Fold(name, ~whole, te, (name,), unit="rows", excluded=whole))
+        tables.append(Table(name, (lambda d, m=te: m)))
+    return Protocol(
+        "unseen_dataset", "Unseen dataset: each results matrix held out whole",
+        "One fold per matrix (the 8 LangRankPlus matrices; xpos = every xpos file): training is every other "
+        "observation; test = the matrix's single-source rows (self-transfer excluded; xpos: its udpos-ft-10000 "
+        "file), ranked per target. Goals: PL below the matrix's best single-distance rule on ≥ 7 of 9, mean PL ≤ 12, "
+        "mean NDCG@3 ≥ 0.45.",
+        obs, folds, tables,
+        goals={"matrices": {"pl_below_best_distance": (">=", 7), "mean_pl": ("<=", 12.0),
+                            "mean_ndcg3": (">=", 0.45)}},
+        peers={n: v for n, v in LANGRANKPLUS_PEERS.items()},
+        grouping="one fold per matrix")
+
+
+MODEL_FAMILIES_HELD = {"mt5": ("mt5", "mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl"),
+                       "xlm-r": ("xlm-r", "xlm-r-base", "xlm-r-large")}
+
+
+def unseen_family(obs: pd.DataFrame, **_) -> Protocol:
+    """Unseen model family: every mT5 row held out and predicted from the others; likewise every XLM-R row."""
+    single = single_source_mask(obs)
+    model = obs["model"].astype(str)
+    folds, tables = [], []
+    for fam, models in MODEL_FAMILIES_HELD.items():
+        whole = model.isin(models).to_numpy()
+        if not whole.any():
+            continue
+        folds.append(Fold(fam, ~whole, whole.copy(), (fam,), unit="rows", excluded=whole))
+        tables.append(Table(f"{fam} single-source", (lambda d, m=whole & single: m)))
+        tables.append(Table(f"{fam} all rows", (lambda d, m=whole: m), ranking=False))
+    return Protocol(
+        "unseen_family", "Unseen model family (mT5, XLM-R)",
+        "Two folds: every row of the mT5 family (mt5, mt5-small … mt5-xxl), then every row of the XLM-R family "
+        "(xlm-r, xlm-r-base, xlm-r-large), held out and predicted from the other families' rows. Ranking tables: "
+        "single-source zero-shot rows, per ranking group; 'all rows' adds mixtures and k > 0 (RMSE/MAE).",
+        obs, folds, tables, goals={f"{fam} single-source": {"pl_below_every_rule": ("==", 1)}
+                                   for fam in MODEL_FAMILIES_HELD},
+        grouping="one fold per model family")
 
 
 def _grouping_text(n_groups, n_targets) -> str:
@@ -390,13 +512,21 @@ PROTOCOLS = {
     "langrankplus_strict": lambda obs, **kw: langrankplus(obs, strict=True, **kw),
     "sumeval": sumeval,
     "leave_task_out": leave_task_out,
+    "seen": seen,
+    "unseen_dataset": unseen_dataset,
+    "unseen_family": unseen_family,
 }
+# every protocol `xlt evaluate --all` runs, in report order
+ALL_PROTOCOLS = ("seen", "xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "langrank",
+                 "unseen_dataset", "unseen_family")
 
 
 def build(name: str, obs: pd.DataFrame | None = None, **kw) -> Protocol:
-    """Protocol by name ('xpos', 'langrankplus', 'langrankplus_strict', 'sumeval', 'leave_task_out', 'langrank')."""
+    """Protocol by name (one of ALL_PROTOCOLS)."""
     if name == "langrank":
-        return langrank_benchmark(**kw)
+        return langrank_benchmark()
+    if name == "leave_task_out":
+        return leave_task_out(load_observations() if obs is None else obs)
     if name not in PROTOCOLS:
-        raise KeyError(f"unknown protocol {name!r}; choose from {sorted(PROTOCOLS) + ['langrank']}")
+        raise KeyError(f"unknown protocol {name!r}; choose from {list(ALL_PROTOCOLS)}")
     return PROTOCOLS[name](load_observations() if obs is None else obs, **kw)

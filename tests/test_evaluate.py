@@ -27,9 +27,12 @@ def test_rule_baselines_order_sources_sensibly(xnli):
     eng = B.always_english(xnli, test)
     assert eng[test["source"].eq("eng").to_numpy()].min() == 1 and eng.sum() == 2    # one English row per model
     gen = B.closest_by("genetic")(xnli, test)
-    best = test["source"].to_numpy()[np.argmax(gen)]
-    assert best in {"eng", "nld"} or best in test["source"].tolist()                  # a Germanic source ranks first
-    assert test.set_index("source").loc[test["source"].to_numpy()[np.argmax(gen)], "target"].iloc[0] == "deu"
+    # English is XNLI's only other Germanic language: it alone ranks first (its row in each model's matrix)
+    assert test["source"].to_numpy()[gen == gen.max()].tolist() == ["eng", "eng"]
+    comp = B.distance_composite(xnli, test)
+    assert set(test["source"].to_numpy()[np.argsort(-comp, kind="stable")][:4]) == {"eng", "fra"}
+    assert set(test["source"].to_numpy()[comp == comp.min()]) <= {"tha", "vie", "cmn", "swh", "arb", "hin", "urd",
+                                                                 "tur"}          # the farthest is not European
     size = B.source_corpus_size(xnli, test)
     assert test["source"].to_numpy()[np.argmax(size)] == "eng"                        # English dominates mC4/CC-100
 
@@ -42,8 +45,8 @@ def test_global_mean_and_litmus_predict_scores(xnli):
     lit = B.litmus_regressor(tr, te)
     assert lit.shape == (len(te),) and np.isfinite(lit).all()
     assert 20 < lit.mean() < 100
-    # LITMUS-style features should beat the constant on a held-out target
-    assert np.abs(lit - te["score"]).mean() < np.abs(gm - te["score"]).mean() + 5
+    # LITMUS-style features beat the constant on a held-out target by a wide margin (measured 1.2 vs 7.2 points)
+    assert np.abs(lit - te["score"]).mean() < 0.5 * np.abs(gm - te["score"]).mean()
 
 
 def test_langrank_lambdarank_learns_on_their_benchmark():
@@ -112,3 +115,91 @@ def test_interpret_on_langrankplus_rows(obs, tmp_path):
     assert "lexical" in res["verdict"] and ("AGREE" in res["verdict"] or "agree" in res["verdict"])
     md = I.render(res)
     assert "| syntax |" in md and "clustered by target" in md
+
+
+def test_rank_groups_is_the_one_ranking_key(obs):
+    from predictor.model import ranking_key
+    a = B.rank_groups(obs)
+    assert (a.to_numpy() == ranking_key(obs)).all()
+    # the columns the old definition added (dataset, metric) split no group of the trainable rows
+    old = obs[["dataset", "metric"]].astype(str).agg("|".join, axis=1) + "|" + a
+    assert old.nunique() == a.nunique() == 2052
+
+
+def test_component_cache_equals_featurize_components(obs):
+    from features.featurize import featurize_components
+    from predictor.model import normalize_observations
+    sub = obs[obs["dataset"].isin(["langrankplus", "sumeval2022"])].sample(1500, random_state=0)
+    cache = B.ComponentCache()
+    cache.get(sub.iloc[:500])
+    for frame in (sub, sub.sample(frac=1, random_state=1), sub.iloc[:3].assign(task="unseen-x")):
+        X, rows, langs = cache.get(frame)
+        rX, rrows, rlangs = featurize_components(normalize_observations(frame))
+        np.testing.assert_allclose(X.to_numpy(), rX.to_numpy(), rtol=1e-4, atol=1e-6)   # float32, batch order
+        assert (rows == rrows).all() and (langs == rlangs).all()
+
+
+def _rr(protocol, results):
+    rr = E.RunResult()
+    rr.protocols[protocol.name] = {"title": protocol.title, "description": "", "grouping": "", "goals": protocol.goals,
+                                   "peers": {}, "n_folds": len(protocol.folds), "n_test_rows": 0}
+    rr.results[protocol.name] = results
+    return rr
+
+
+def _v(x):
+    return {"value": x, "lo": None, "hi": None}
+
+
+def test_headline_judges_the_new_regimes(obs):
+    seen = P.seen(obs)
+    rr = _rr(seen, {E.OURS: {"all files": {"rmse": _v(6.0), "mae": _v(4.0)}},
+                    E.LITMUS: {"all files": {"rmse": _v(10.0), "mae": _v(7.0)}}})
+    (h,) = [h for h in E.headline(rr) if h["protocol"] == "seen"]
+    assert h["measured"] == pytest.approx(0.6) and h["status"] == "met"
+    rr.results["seen"][E.OURS]["all files"]["rmse"] = _v(7.5)
+    (h,) = [h for h in E.headline(rr) if h["protocol"] == "seen"]
+    assert h["measured"] == pytest.approx(0.75) and h["status"] == "not met"
+
+    ud = P.unseen_dataset(obs)
+    names = [t.name for t in ud.tables]
+    assert len(names) == 9
+    res = {E.OURS: {n: {"pl": _v(5.0 if i < 7 else 30.0), "ndcg3": _v(0.5)} for i, n in enumerate(names)}}
+    for k in B.DISTANCE_KINDS:
+        res[f"closest {k}"] = {n: {"pl": _v(10.0 if k == "genetic" else 40.0)} for n in names}
+    head = {h["metric"]: h for h in E.headline(_rr(ud, res)) if h["table"] == "9 matrices"}
+    assert head["matrices with PL below the best distance rule"]["measured"] == 7
+    assert head["matrices with PL below the best distance rule"]["status"] == "met"
+    assert head["mean PL"]["measured"] == pytest.approx((7 * 5 + 2 * 30) / 9) and head["mean PL"]["status"] == "met"
+    assert head["mean NDCG@3"]["status"] == "met"
+
+    uf = P.unseen_family(obs)
+    res = {E.OURS: {"mt5 single-source": {"pl": _v(9.0)}, "xlm-r single-source": {"pl": _v(9.0)}}}
+    for r in B.SINGLE_RULES:
+        res[r] = {"mt5 single-source": {"pl": _v(10.0)}, "xlm-r single-source": {"pl": _v(8.0 if r == "always English"
+                                                                                      else 12.0)}}
+    fam = {h["table"]: h for h in E.headline(_rr(uf, res)) if h["protocol"] == "unseen_family"}
+    assert fam["mt5 single-source"]["status"] == "met"
+    assert fam["xlm-r single-source"]["status"] == "not met" and "always English" in fam["xlm-r single-source"]["note"]
+
+
+def test_readme_table_is_rewritten_between_markers(tmp_path):
+    acc = {"generated": "now", "elapsed_s": 600, "headline": [
+        {"regime": "seen languages, new configurations", "protocol": "seen", "table": "all files",
+         "metric": "RMSE / LITMUS-style RMSE", "goal": "<= 0.7", "measured": 0.5, "method": E.OURS, "status": "met",
+         "note": ""},
+        *[{"regime": "unseen languages", "protocol": "langrankplus", "table": t, "metric": "pl", "goal": "< 3",
+           "measured": m, "method": E.OURS, "status": s, "note": ""}
+          for t, m, s in (("xnli_mt5", 1.0, "met"), ("xquad_mt5", 9.0, "not met"))]]}
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Accuracy\n\nintro\n\n## Next\n")
+    E.write_readme(acc, readme)
+    text = readme.read_text()
+    assert text.index("## Accuracy") < text.index(E.README_START) < text.index(E.README_END) < text.index("## Next")
+    assert "| seen languages, new configurations | seen · all files | RMSE / LITMUS-style RMSE | <= 0.7 | 0.500 | yes |" in text
+    assert "| 1.000 · 9.00 | 1 of 2 |" in text
+    acc["headline"][0]["measured"] = 0.9
+    acc["headline"][0]["status"] = "not met"
+    E.write_readme(acc, readme)
+    text2 = readme.read_text()
+    assert text2.count(E.README_START) == 1 and "| 0.900 | no |" in text2 and "intro" in text2

@@ -55,7 +55,7 @@ def test_fit_learns_and_predicts_plausible_scores(data, fitted):
 
 
 def test_unseen_target_falls_back_to_uriel_projection(data, fitted):
-    obs, X, _, test = data
+    obs, X, train, test = data
     assert len(test) > 20
     emb = fitted.language_embedding([HELD_OUT, "eng"])
     codes, anchors = uriel_anchors()
@@ -67,7 +67,11 @@ def test_unseen_target_falls_back_to_uriel_projection(data, fitted):
     # Swahili XNLI is neither trivial nor failed: the predictions stay within the published range of the tasks
     assert 15 < pred.mean() < 90
     mae = float(np.mean(np.abs(pred - test["score"].to_numpy())))
-    assert mae < test["score"].std() * 2 + 10
+    # better than knowing nothing about Swahili: the training mean of the same file (measured 4.7 vs 6.4 points)
+    level = train.groupby(["dataset_file"])["score"].mean()
+    naive = test["dataset_file"].map(level).fillna(train["score"].mean()).to_numpy()
+    naive_mae = float(np.mean(np.abs(naive - test["score"].to_numpy())))
+    assert mae < 0.8 * naive_mae, (mae, naive_mae)
 
 
 def test_save_load_round_trip_is_exact_and_pickle_free(tmp_path, data, fitted):
@@ -104,9 +108,11 @@ def test_unfitted_model_refuses():
 
 
 def test_parse_mixes_weights_sources_by_size_and_skips_the_target():
-    obs = pd.DataFrame({"target": ["deu", "swh", "fra"],
-                        "train_config": ["eng:3000;fra:1000;deu:50", "swh:100", "en:10"]})
-    tgt, src, w = parse_mixes(obs)
+    from predictor.model import normalize_observations
+    obs = pd.DataFrame({"model": "xlm-r-large", "task": "xnli", "task_type": "classification",
+                        "target": ["deu", "swh", "fra"], "train_config": ["eng:3000;fra:1000;deu:50", "swh:100",
+                                                                          "en:10"]})
+    tgt, src, w = parse_mixes(normalize_observations(obs))
     assert list(tgt) == ["deu", "swh", "fra"]
     assert list(src[0][:2]) == ["eng", "fra"] and w[0][:2].tolist() == pytest.approx([0.75, 0.25])
     assert w[1].sum() == 0                                   # in-language only: no source

@@ -117,3 +117,71 @@ def test_langrank_benchmark_shape():
     assert len(p.folds) == 119
     for f in p.folds:
         assert not d.loc[f.train, "target"].isin(f.heldout).any()
+
+
+def test_seen_holds_out_a_fifth_of_each_sumeval_file(obs):
+    p = P.seen(obs)
+    p.check_no_leak()
+    (f,) = p.folds
+    se = obs["dataset"].eq("sumeval2022").to_numpy()
+    assert not (f.test & ~se).any() and f.train.sum() == len(obs) - f.test.sum()
+    for name, rows in obs[se].groupby(["dataset_file", "model", "task"]):
+        share = f.test[rows.index].mean()
+        assert abs(share - 0.2) < 0.01, (name, share)
+    # the held-out rows' targets stay in training through their other mixes (the "record" regime)
+    tested = set(obs.loc[f.test, "target"])
+    assert tested <= set(obs.loc[f.train, "target"])
+    assert (P.seen(obs).folds[0].test == f.test).all()            # seeded
+    assert [t.name for t in p.tables][-1] == "all files" and not any(t.ranking for t in p.tables)
+
+
+def test_unseen_dataset_holds_out_each_matrix_whole(obs):
+    p = P.unseen_dataset(obs)
+    p.check_no_leak()
+    assert [f.name for f in p.folds] == list(P.UNSEEN_DATASET_MATRICES)
+    key = obs["dataset"] + "/" + obs["dataset_file"]
+    for f in p.folds:
+        held = set(key[f.test])
+        if f.name == "xpos":
+            assert held == {"xpos_devries2022/udpos-ft-10000.csv"}
+            assert not obs.loc[f.train, "dataset"].eq("xpos_devries2022").any()
+        else:
+            assert held == {f"langrankplus/{f.name}.csv"}
+            assert not key[f.train].isin(held).any()
+        te = obs.loc[f.test]
+        assert (te["k"] == 0).all() and not (te["source"] == te["target"]).any()
+    # one table per matrix; the big ones rank 144 (WikiANN) and 105 (xpos) targets
+    n = {t.name: len(set(t.groups(obs.loc[t.select(obs)]))) for t in p.tables}
+    assert n["wikiann_mt5"] == 144 and n["xpos"] == 105 and n["xnli_mt5"] == 15
+
+
+def test_unseen_family_holds_out_every_model_of_a_family(obs):
+    p = P.unseen_family(obs)
+    p.check_no_leak()
+    fams = {f.name: f for f in p.folds}
+    assert set(fams) == {"mt5", "xlm-r"}
+    assert set(obs.loc[fams["mt5"].test, "model"]) == {"mt5", "mt5-small", "mt5-base", "mt5-large", "mt5-xl",
+                                                        "mt5-xxl"}
+    assert set(obs.loc[fams["xlm-r"].test, "model"]) == {"xlm-r", "xlm-r-base", "xlm-r-large"}
+    for f in fams.values():
+        assert not obs.loc[f.train, "model"].isin(obs.loc[f.test, "model"].unique()).any()
+        assert f.train.sum() + f.test.sum() == len(obs)
+
+
+def test_tables_group_by_the_one_ranking_key(obs):
+    from predictor.model import ranking_key
+    p = P.xpos(obs)
+    t = p.tables[0]
+    d = obs.loc[t.select(obs)]
+    assert (t.groups(d) == ranking_key(d)).all()
+    assert set(P.ALL_PROTOCOLS) >= {"seen", "unseen_dataset", "unseen_family", "xpos", "langrankplus", "sumeval",
+                                    "leave_task_out", "langrank", "langrankplus_strict"}
+
+
+def test_check_no_leak_catches_a_held_out_row(obs):
+    p = P.unseen_family(obs)
+    f = p.folds[0]
+    f.train = f.train.copy()
+    f.train[np.flatnonzero(f.test)[0]] = True
+    with pytest.raises(AssertionError):
+        p.check_no_leak()
