@@ -243,6 +243,9 @@ def _check_tail(tail: str) -> None:
         if line in seen and line:
             raise ValueError(f"section {line[:40]!r} repeated")
         seen.add(line)
+    if not any(x.startswith("pandas_categorical:") for x in seen):
+        # LightGBM always ends a saved model with this line: a file without it was cut short
+        raise ValueError("no 'pandas_categorical' line: the file ends early")
 
 
 _NUM = r"(?:-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?inf|nan)"

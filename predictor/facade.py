@@ -270,7 +270,8 @@ class TransferPredictor:
             mean = contrib.mean(axis=0) if len(explained) > 1 else None
             allv = X.to_numpy(dtype=np.float64)
             # a feature equal for every candidate (task, model, target's data...) cannot say why one source wins
-            constant = np.append(np.nanmax(allv, axis=0) - np.nanmin(allv, axis=0) < 1e-9, True)
+            filled = np.where(np.isnan(allv), -1e30, allv)  # NaN is a value too: missing for all = constant
+            constant = np.append(filled.max(axis=0) - filled.min(axis=0) < 1e-9, True)
             vals = allv[explained]
             listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names, constant)
                       for i in range(len(explained))]

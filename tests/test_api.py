@@ -273,7 +273,8 @@ def test_empty_and_huge_candidate_lists(client):
 
 def test_unknown_task_with_type_is_served(client):
     r = client.post("/predict", json={**Q, "task": "my-sentiment", "task_type": "classification"})
-    assert r.status_code == 422 and "source_size is required" in _detail(r)[0]["msg"]  # no usual size to assume
+    assert r.status_code == 200, r.text  # the typical classification training-set size is assumed
+    assert r.json()["query"]["train_config"] == "eng:392702" and r.json()["query"]["task"] == "my-sentiment"
     r = client.post("/predict", json={**Q, "task": "my-sentiment", "task_type": "classification", "source_size": 5000})
     assert r.status_code == 200, r.text
     assert r.json()["query"]["task_type"] == "classification"

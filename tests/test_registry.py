@@ -8,9 +8,9 @@ from features.errors import BadValue, UnknownModel, UnknownTask, XltError
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("XLMR", "xlm-r"), ("xlm-r", "xlm-r"), ("xlm-roberta-large", "xlm-r-large"), ("XLM-R Large", "xlm-r-large"),
+    ("XLMR", "xlm-r-large"), ("xlm-r", "xlm-r-large"), ("xlm-roberta-large", "xlm-r-large"), ("XLM-R Large", "xlm-r-large"),
     ("facebook/xlm-roberta-base", "xlm-r-base"), ("xlm_r_base", "xlm-r-base"), ("google/mt5-base", "mt5-base"),
-    ("mT5-Base", "mt5-base"), ("MT5 XXL", "mt5-xxl"), ("mT5", "mt5"), ("TULRv6Large", "tulrv6-large"),
+    ("mT5-Base", "mt5-base"), ("MT5 XXL", "mt5-xxl"), ("mT5", "mt5-base"), ("TULRv6Large", "tulrv6-large"),
     ("T-ULRv6 Large", "tulrv6-large"), ("bert-base-multilingual-cased", "mbert"), ("mBERT", "mbert"),
     ("  mt5_small ", "mt5-small"),
 ])
@@ -66,7 +66,9 @@ def test_task_train_sizes():
 
 def test_adhoc_task_with_type():
     spec = R.resolve_task("My New Task", task_type="NER")
-    assert (spec.id, spec.task_type, spec.metric, spec.train_size, spec.adhoc) == ("my-new-task", "ner", "F1", None, True)
+    assert (spec.id, spec.task_type, spec.metric, spec.train_size, spec.adhoc) == ("my-new-task", "ner", "F1", 20000, True)
+    assert "typical ner training-set size" in spec.train_size_note and spec.chance == 0.0
+    assert R.resolve_task("my-tagger", "pos").chance == pytest.approx(100 / 17)
     assert R.resolve_task("sentiment_xx", "text-classification").task_type == "classification"
 
 
@@ -143,3 +145,9 @@ def test_rebuild_reproduces_committed_files(tmp_path):
     R.rebuild(out_dir=tmp_path)
     for name in (R.CORPUS_SIZES_FILE.name, R.TRAIN_SIZES_FILE.name):
         assert (tmp_path / name).read_bytes() == (R.DATA_DIR / name).read_bytes()
+
+
+def test_unsized_family_names_resolve_to_the_sized_default_except_for_published_data():
+    assert R.resolve_model("XLM-R").id == "xlm-r-large" and R.resolve_model("mT5").id == "mt5-base"
+    assert R.resolve_model("xlm-r", allow_unsized=True).id == "xlm-r"
+    assert "assumed xlm-r-large" in R.assumed_size("xlmr") and R.assumed_size("xlm-r-base") is None
