@@ -87,9 +87,13 @@ def test_rank_default_candidates_sorted_desc_with_reasons(client):
 def test_rank_candidates_top_and_current_source(client):
     body = {"model": "mt5-base", "task": "udpos", "target": "yo", "candidates": ["en", "de", "ar", "ha"],
             "source": "fr", "top": 3}
-    items = client.post("/rank", json=body).json()["sources"]
+    r = client.post("/rank", json=body)
+    assert r.status_code == 200, r.text
+    items = r.json()["sources"]
     assert len(items) == 3
-    full = client.post("/rank", json={**body, "top": None}).json()["sources"]
+    r = client.post("/rank", json={**body, "top": None})
+    assert r.status_code == 200, r.text
+    full = r.json()["sources"]
     assert {s["source"] for s in full} == {"eng", "deu", "arb", "hau", "fra"}
     assert [s["source"] for s in full[:3]] == [s["source"] for s in items]
 
@@ -307,3 +311,25 @@ def test_web_page_has_the_form(client):
                    'action="/batch"', "/static/xlt.js"):
         assert marker in r.text
     assert client.get("/static/xlt.js").status_code == 200
+
+
+def test_rank_keeps_a_named_source_outside_the_default_pool(client):
+    r = client.post("/rank", json={"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "nv"})
+    assert r.status_code == 200, r.text
+    assert "nav" in {s["source"] for s in r.json()["sources"]} and r.json()["regime"] == "record"
+
+
+def test_plan_starts_from_the_owned_mix_with_costs_and_never_loses_to_english(client):
+    body = {"model": "xlm-r-large", "task": "tydiqa", "target": "hi", "candidates": ["en", "hi", "ur", "bn"],
+            "budget": 20000, "steps": 10}
+    r = client.post("/plan", json=body)
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["gain_over_english"] >= -1e-9 and a["spent"] <= 20000
+    assert {x["language"] for x in a["next_100"]} == {"eng", "hin", "urd", "ben"}
+    r = client.post("/plan", json={**body, "train_config": "en:3696", "costs": {"hi": 4.0}})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["start_score"] is not None and b["predicted_score"] >= b["start_score"] - 1e-9
+    hi = sum(x["examples"] for x in b["plan"] if x["language"] == "hin")
+    assert b["spent"] <= 20000 + 1e-9 and hi * 4 <= 20000

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from features import registry, typology
 from features.errors import XltError
-from features.featurize import DISTANCE_KINDS, FEATURE_NAMES, featurize
+from features.featurize import DISTANCE_KINDS, FEATURE_NAMES, featurize, featurize_components
 from features.languages import all_languages, resolve, resolve_code
 from features.queries import MAX_EXAMPLES, format_train_config, normalize, parse_train_config
 
@@ -85,7 +85,8 @@ def test_resolver_refuses_non_text(value):
 def test_pandas_nan_is_not_min_nan():
     with pytest.raises(XltError):
         resolve_code(float("nan"))
-    assert resolve_code("nan") == resolve_code("Min Nan Chinese") if _resolves("Min Nan Chinese") else True
+    assert _resolves("Min Nan Chinese"), "the table knows Min Nan Chinese"
+    assert resolve_code("nan") == resolve_code("Min Nan Chinese") == "nan"  # the *text* 'nan' is Min Nan's code
 
 
 def _resolves(text) -> bool:
@@ -182,13 +183,10 @@ query = st.fixed_dictionaries({
     st.fixed_dictionaries({**{k: st.just(v) for k, v in q.items()}, "train_config": covered_mixtures}),
 ))
 
-ALWAYS_DEFINED = ("log_source_size", "log1p_k", "n_source_languages", "model_family", "task_type", "tgt_pretrain_log",
-                  "tgt_in_corpus", "tgt_relative_pretrain_log")
-# defined whenever the mix has a language other than the target (a target-only mix has no source to measure)
-DEFINED_WITH_A_SOURCE = ("src_pretrain_log", "uriel_coverage", "same_script", "same_family") + tuple(
-    f"dist_{k}{m}" for k in DISTANCE_KINDS if k != "genetic" for m in ("", "_min"))
-SHARES = ("uriel_coverage", "same_script", "same_family", "tgt_in_corpus") + tuple(
-    f"dist_{k}{m}" for k in DISTANCE_KINDS for m in ("", "_min"))
+# every model feature is defined for every component of every valid query: no feature whose presence says how studied
+# a language is (the design rule of issue 8); the record's evidence (ev_*) is the one deliberate exception
+ALWAYS_DEFINED = tuple(FEATURE_NAMES)
+SHARES = ("same_script", "same_family", "tgt_in_corpus", "in_language") + tuple(f"dist_{k}" for k in DISTANCE_KINDS)
 
 
 @FEW
@@ -198,26 +196,25 @@ def test_featurize_bounds_and_no_nan_leaks(queries):
     norm, errors = normalize(df)
     ok = (errors == "").to_numpy()
     # queries built from registry ids and covered codes are valid, except a target named twice (mix + k)
-    assert ok.sum() >= 1 or all("target" in e or "twice" in e for e in errors), errors.tolist()
+    assert ok.sum() >= 1 or all("target" in e or "twice" in e or "k says" in e for e in errors), errors.tolist()
     assume(ok.any())
-    X = featurize(norm[ok])
+    good = norm[ok]
+    X = featurize(good)
     assert list(X.columns) == FEATURE_NAMES and len(X) == ok.sum()
     assert all(X[c].dtype == np.float32 for c in FEATURE_NAMES)
+    Xc, rows, langs = featurize_components(good)
+    n_parts = good["train_config"].str.count(";").to_numpy() + 1
+    assert np.array_equal(np.bincount(rows, minlength=len(good)), n_parts), "one component per language of the mix"
     for c in ALWAYS_DEFINED:
-        assert not X[c].isna().any(), (c, norm[ok][X[c].isna().to_numpy()].to_dict("records")[:2])
-    with_source = X["n_source_languages"] >= 1
-    assert (with_source == (norm.loc[ok, "source_size"] > 0).to_numpy()).all()
-    for c in DEFINED_WITH_A_SOURCE:
-        assert not X.loc[with_source, c].isna().any(), (c, norm[ok][X[c].isna().to_numpy()].to_dict("records")[:2])
+        assert not Xc[c].isna().any(), (c, good.iloc[rows[Xc[c].isna().to_numpy()]].to_dict("records")[:2])
     for c in SHARES:
-        v = X[c].dropna()
+        v = Xc[c]
         assert ((v >= -1e-5) & (v <= 1 + 1e-5)).all(), (c, v.min(), v.max())
-    assert np.isfinite(X[list(ALWAYS_DEFINED)].to_numpy()).all()
-    assert (X["log_source_size"] >= 0).all() and (X["log1p_k"] >= 0).all()
-    for kind in DISTANCE_KINDS:
-        both = X[[f"dist_{kind}", f"dist_{kind}_min"]].dropna()
-        assert (both[f"dist_{kind}_min"] <= both[f"dist_{kind}"] + 1e-5).all(), kind
-    assert np.allclose(X["log1p_k"], np.log1p(norm.loc[ok, "k"].to_numpy(dtype=float)), rtol=1e-6)
+    own = Xc["in_language"].to_numpy() == 1
+    assert (langs[own] == good["target"].to_numpy()[rows[own]]).all()
+    assert (Xc.loc[own, [f"dist_{k}" for k in DISTANCE_KINDS]].to_numpy() == 0).all()
+    assert (Xc["log_source_size"] >= 0).all() and (Xc["log1p_other_sources"] >= 0).all()
+    assert np.allclose(X["log1p_k"], np.log1p(good["k"].to_numpy(dtype=float)), rtol=1e-6)
 
 
 @FEW
