@@ -164,18 +164,29 @@ def _passthrough(module: str, ctx: typer.Context) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ pipeline commands
-@data_app.command("build", context_settings=PASSTHROUGH)
+@data_app.command("build")
 @friendly
-def data_build(ctx: typer.Context):
-    """Build training_data/observations.csv from the raw published results (options: see `xlt data build --help`)."""
-    _passthrough("training_data.build", ctx)
+def data_build(raw_dir: Annotated[Optional[Path], typer.Option(help="Raw copies (default: training_data/raw)")] = None,
+               out_dir: Annotated[Optional[Path], typer.Option(help="Where to write (default: training_data/)")] = None,
+               quiet: Annotated[bool, typer.Option(help="Print only the summary line")] = False):
+    """Build training_data/observations.csv from the raw published results (byte-identical on a rebuild)."""
+    from training_data import build as b
+
+    raise typer.Exit(b.run(raw_dir or b.RAW_DIR, out_dir or b.OUT_DIR, quiet))
 
 
-@app.command(context_settings=PASSTHROUGH)
+@app.command()
 @friendly
-def train(ctx: typer.Context):
-    """Fit the LightGBM model on observations.csv and save it under models/ (options passed to predictor.train)."""
-    _passthrough("predictor.train", ctx)
+def train(observations: Annotated[Optional[Path], typer.Option(help="Observations table (default: "
+                                                                      "training_data/observations.csv)")] = None,
+          models_dir: Annotated[Optional[Path], typer.Option(help="Where model versions live (default: models/)")] = None,
+          folds: Annotated[int, typer.Option(help="Folds per calibration regime (seen / unseen targets)")] = 3):
+    """Fit the model on observations.csv, calibrate its intervals per regime, save a verified artifact."""
+    from predictor import train as t
+
+    if folds < 2:
+        _fail("--folds must be at least 2")
+    t.train(observations or t.OBSERVATIONS, models_dir, n_folds=folds)
 
 
 @app.command(context_settings=PASSTHROUGH)

@@ -5,7 +5,6 @@ describes a language the model never saw. The final booster is then refit on all
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -144,15 +143,5 @@ def _typology_version() -> str:
     return getattr(typology, "TYPOLOGY_VERSION", "unknown")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="xlt train", description=__doc__)
-    ap.add_argument("--observations", type=Path, default=OBSERVATIONS)
-    ap.add_argument("--models-dir", type=Path, default=None)
-    ap.add_argument("--folds", type=int, default=3)
-    args = ap.parse_args(argv)
-    train(args.observations, args.models_dir, n_folds=args.folds)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    train()

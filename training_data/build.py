@@ -10,7 +10,6 @@ written to a temporary file and renamed into place.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -324,21 +323,17 @@ def build(raw_dir: Path | str = RAW_DIR, out_dir: Path | str = OUT_DIR) -> Build
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training_data.build", description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw-dir", type=Path, default=RAW_DIR, help="raw copies (default: training_data/raw)")
-    p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where to write (default: training_data/)")
-    p.add_argument("--quiet", action="store_true", help="print only the summary line")
-    args = p.parse_args(argv)
-    if not args.raw_dir.is_dir():
-        print(f"error: raw directory {args.raw_dir} does not exist", file=sys.stderr)
+def run(raw_dir: Path = RAW_DIR, out_dir: Path = OUT_DIR, quiet: bool = False) -> int:
+    """Build and print the report (the `xlt data build` command); 2 when the raw copies are missing."""
+    if not Path(raw_dir).is_dir():
+        print(f"error: raw directory {raw_dir} does not exist", file=sys.stderr)
         return 2
     try:
-        rep = build(args.raw_dir, args.out_dir)
+        rep = build(Path(raw_dir), Path(out_dir))
     except FileNotFoundError as e:
         print(f"error: raw file missing: {e.filename}", file=sys.stderr)
         return 2
-    if not args.quiet:
+    if not quiet:
         print(rep.table())
         print()
         reasons = Counter(e["reason"] if e["kind"] == "anomaly/unusable" else e["kind"] for e in rep.exclusions)
@@ -359,5 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
