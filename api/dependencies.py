@@ -7,17 +7,21 @@ creates the objects on `app.state` and the routers ask for them.
 Pools: a plot, a `/plan` or a `/batch` upload costs from tens of milliseconds to seconds of CPU (and a 50 MB upload
 ~240 MB of memory), while `/health` and a cached answer cost microseconds. Each heavy kind gets a `WorkPool`: at most
 `size` run at once, at most `queue` more wait (each for at most `wait_s`), and anything beyond is answered at once
-with 503 + `Retry-After` instead of queueing without end behind the work already admitted.
+with 503 + `Retry-After` instead of queueing without end behind the work already admitted. The work runs on the
+pool's own threads, at a lower OS priority (nice +10 from the process's), so the event loop (/health, cached answers) and the light
+endpoints on the default thread pool get the CPU first.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 
 
 # /plan's greedy search predicts steps × (candidates + targets) × targets rows: 20 steps over 50 candidates for one
@@ -69,22 +73,39 @@ class PoolLimits:
 
 
 def default_limits() -> dict[str, PoolLimits]:
-    n = cores()
+    """Per worker process. Rendering and planning are CPU-bound Python (the GIL): a second thread in the same process
+    adds no throughput but takes the GIL from the event loop, so /health and cached answers would wait. One at a time
+    per process, a short queue, and `xlt serve --workers N` (one per core) for parallelism."""
     return {
-        "plots": PoolLimits(size=n, queue=4 * n, wait_s=5.0),
-        "plan": PoolLimits(size=n, queue=2 * n, wait_s=5.0),
-        # one upload is held in memory several times over while it is parsed and scored: cap the count, not the rate
-        "batch": PoolLimits(size=2, queue=2, wait_s=10.0, retry_after=5),
+        "plots": PoolLimits(size=1, queue=3, wait_s=2.0),
+        "plan": PoolLimits(size=1, queue=2, wait_s=2.0),
+        # one upload is held in memory several times over while it is parsed and scored (~240 MB for 50 MB):
+        # cap the count, not the rate
+        "batch": PoolLimits(size=1, queue=2, wait_s=10.0, retry_after=5),
     }
 
 
+HEAVY_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Thread initializer: this thread (Linux: per-thread nice) yields the CPU to the event loop and light requests."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HEAVY_NICE))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the bound on concurrency still holds
+        pass
+
+
 class WorkPool:
-    """Bounded admission for one kind of heavy request, used on the event loop (no lock needed)."""
+    """Bounded admission for one kind of heavy request, used on the event loop (no lock needed), with its own
+    `size` threads at lower priority."""
 
     def __init__(self, name: str, limits: PoolLimits):
         self.name = name
         self.limits = limits
         self._sem: asyncio.Semaphore | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self.admitted = 0   # running + waiting
         self.running = 0
         self.refused = 0
@@ -114,9 +135,17 @@ class WorkPool:
             self.admitted -= 1
 
     async def run(self, fn, *args):
-        """`fn(*args)` in the thread pool once a slot is free; Busy when the pool and its queue are full."""
+        """`fn(*args)` on the pool's threads once a slot is free; Busy when the pool and its queue are full."""
         async with self.slot():
-            return await run_in_threadpool(fn, *args)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.limits.size, thread_name_prefix=f"xlt-{self.name}",
+                                                    initializer=_lower_priority)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 def make_pools(limits: dict[str, PoolLimits] | None = None) -> dict[str, WorkPool]:

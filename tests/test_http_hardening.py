@@ -242,3 +242,29 @@ def test_factory_reads_worker_settings_from_the_environment(monkeypatch, predict
     with TestClient(app) as c:
         r = c.get("/health", headers={"Origin": "https://team.example"})
     assert r.headers.get("access-control-allow-origin") == "https://team.example"
+
+
+def test_pool_work_runs_on_its_own_lower_priority_threads():
+    """Heavy work runs on the pool's threads at nice +10, so the event loop and light requests get the CPU first;
+    the caller's thread keeps its priority."""
+    import asyncio
+    import os
+    import threading
+
+    from api.dependencies import HEAVY_NICE, PoolLimits, WorkPool
+
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread priorities here")
+    pool = WorkPool("plots", PoolLimits(size=1, queue=0, wait_s=0.1))
+
+    def where():
+        tid = threading.get_native_id()
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, tid)
+
+    async def main():
+        return await pool.run(where), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    (name, nice), loop_nice = asyncio.run(main())
+    pool.close()
+    assert name.startswith("xlt-plots") and nice >= min(19, before + HEAVY_NICE) and loop_nice == before
