@@ -20,6 +20,9 @@ from features.errors import XltError
 DISTANCE_KINDS = typology.DISTANCE_KINDS
 MODEL_FAMILIES = ("mt5", "xlm-r", "mbert", "tulrv6")
 LITMUS_FEATURES = Path(__file__).resolve().parent / "data" / "litmus_type_overlap.json"
+# Below this many rows (a request: one query, a 100-candidate ranking) per-value dicts replace pandas' vectorised
+# factorize/indexer machinery, whose fixed set-up costs dominate at that size; same values either way (tests hold it).
+SMALL_N = 2000
 
 # One row per *component* of a training mix: a source language with its examples, or the target's own examples
 # (the in-language component). A mix scores as its best component (predictor.model), so every feature here is
@@ -193,10 +196,21 @@ def components(norm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             np.asarray(own, dtype=bool))
 
 
+def _is_na(value) -> bool:
+    """What pd.factorize treats as missing (its code -1) among the values a query column holds."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndarray:
     """fn applied once per distinct value of `values`, broadcast back (values may be millions of repeated codes)."""
     if len(values) == 0:
         return np.zeros(0, dtype=dtype)
+    if len(values) < SMALL_N:  # a request's few rows: a dict beats pd.factorize's set-up by ~20x
+        table: dict = {}
+        for v in values:
+            if v not in table:
+                table[v] = default if _is_na(v) else fn(v)
+        return np.array([table[v] for v in values], dtype=dtype)
     codes, uniques = pd.factorize(values)
     table = np.array([fn(u) for u in uniques] + [default], dtype=dtype)
     return table[codes]  # code -1 (missing) picks the trailing default
@@ -206,6 +220,8 @@ def _pair_features(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> 
     """Per (language, target) pair: six distances (imputed where undefined), script/family match, source share."""
     out = {k: np.asarray(v, dtype=np.float64) for k, v in impute_distances(typology.pair_distances(langs, tgts)).items()
            if k in DISTANCE_KINDS}
+    if len(langs) < SMALL_N:
+        return _pair_features_small(out, np.asarray(langs, dtype=object), np.asarray(tgts, dtype=object), corpora)
     both = np.concatenate([langs, tgts])
     codes, uniques = pd.factorize(both)
     li, ti = codes[: len(langs)], codes[len(langs):]
@@ -230,8 +246,26 @@ def _pair_features(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> 
     return out
 
 
+def _pair_features_small(out: dict, langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
+    """`_pair_features` for a request's few pairs: the same values from per-value dicts instead of pd.factorize."""
+    same = np.array([a == b for a, b in zip(langs, tgts)], dtype=bool)
+    for k in DISTANCE_KINDS:
+        out[k][same] = 0.0
+    for name, fn in (("same_script", _script), ("same_family", _family)):
+        memo: dict = {}
+        a = [memo[u] if u in memo else memo.setdefault(u, fn(u)) for u in langs]
+        b = [memo[u] if u in memo else memo.setdefault(u, fn(u)) for u in tgts]
+        out[name] = np.array([(x == y and x != "") or s for x, y, s in zip(a, b, same)], dtype=np.float64)
+    shares = {c: (_corpus_shares(c) if c else {}) for c in dict.fromkeys(corpora)}
+    out["src_pretrain_log"] = _ppm_log(np.array([shares[c].get(u, 0.0) for u, c in zip(langs, corpora)],
+                                                dtype=np.float64))
+    return out
+
+
 def _target_features(corpora: np.ndarray, targets: np.ndarray) -> dict:
     """Per (corpus, target): the target's own pretraining share and its nearest present relative's."""
+    if len(targets) < SMALL_N:
+        return _target_features_small(corpora, targets)
     cc, cu = pd.factorize(np.asarray(corpora, dtype=object))
     tc, tu = pd.factorize(np.asarray(targets, dtype=object))
     codes, uniques = pd.factorize(cc.astype(np.int64) * (len(tu) + 1) + tc)
@@ -246,7 +280,31 @@ def _target_features(corpora: np.ndarray, targets: np.ndarray) -> dict:
         return (shares.get(target, 0.0), shares.get(rel, 0.0) if rel else 0.0, d)
 
     table = np.array([one(u) for u in uniques] + [(np.nan, np.nan, np.nan)], dtype=np.float64)
-    t = table[codes]
+    return _target_dict(table[codes])
+
+
+def _target_one(corpus, target) -> tuple[float, float, float]:
+    corpus = "" if _is_na(corpus) else corpus
+    target = "" if _is_na(target) else target
+    if not corpus or not target:
+        return (np.nan, np.nan, np.nan)
+    shares = _corpus_shares(corpus)
+    rel, d = nearest_relative(corpus, target)
+    return (shares.get(target, 0.0), shares.get(rel, 0.0) if rel else 0.0, d)
+
+
+def _target_features_small(corpora: np.ndarray, targets: np.ndarray) -> dict:
+    memo: dict = {}
+    table = []
+    for key in zip(corpora, targets):
+        v = memo.get(key)
+        if v is None:
+            v = memo[key] = _target_one(*key)
+        table.append(v)
+    return _target_dict(np.array(table, dtype=np.float64).reshape(-1, 3))
+
+
+def _target_dict(t: np.ndarray) -> dict:
     return {"tgt_pretrain_log": _ppm_log(t[:, 0]), "tgt_in_corpus": (t[:, 0] > 0).astype(np.float64),
             "tgt_relative_pretrain_log": _ppm_log(t[:, 1]), "tgt_relative_distance": t[:, 2]}
 
@@ -254,12 +312,19 @@ def _target_features(corpora: np.ndarray, targets: np.ndarray) -> dict:
 def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, k: np.ndarray,
                     rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, own: np.ndarray) -> pd.DataFrame:
     """One float32 row of FEATURE_NAMES per component (rows[i] = its query; own[i] = the target's own data)."""
+    return pd.DataFrame(_featurize_matrix(models, task_types, targets, k, rows, langs, counts, own),
+                        columns=FEATURE_NAMES)
+
+
+def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, k: np.ndarray,
+                      rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """`_featurize_core` as a float32 (components × FEATURE_NAMES) array: the serving path stays in numpy."""
     n = len(models)
     m = len(rows)
     models = np.asarray(models, dtype=object)
     targets = np.asarray(targets, dtype=object)
     if m == 0:
-        return pd.DataFrame({c: np.zeros(0, dtype=np.float32) for c in FEATURE_NAMES}, columns=FEATURE_NAMES)
+        return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
     families = _gather(models, lambda mm: _model(mm).family if mm else "", dtype=object, default="")
     corpora = _gather(models, lambda mm: _model(mm).corpus if mm else "", dtype=object, default="")
     out = _pair_features(langs, targets[rows], corpora[rows])
@@ -283,7 +348,10 @@ def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndar
     out["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))[rows]
     type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
     out["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))[rows]
-    return pd.DataFrame({c: np.asarray(out[c], dtype=np.float32) for c in FEATURE_NAMES}, columns=FEATURE_NAMES)
+    mat = np.empty((m, len(FEATURE_NAMES)), dtype=np.float32)
+    for j, c in enumerate(FEATURE_NAMES):
+        mat[:, j] = out[c]
+    return mat
 
 
 def _model_params(model_id: str) -> float | None:

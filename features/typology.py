@@ -44,6 +44,7 @@ DISTANCE_KINDS = ("genetic", "syntactic", "phonological", "inventory", "geograph
 _BINARY_SETS = ("syntactic", "phonological", "inventory")
 CHUNK = 65536
 GEO_SUBCHUNK = 4096
+SMALL_N = 2000  # below this many pairs per-value dicts and small sorts replace pd.factorize (same values)
 
 
 def content_digest(path: Path) -> str:
@@ -115,6 +116,9 @@ def _indices(codes: Iterable) -> np.ndarray:
     arr = np.asarray(codes, dtype=object).ravel()
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if arr.size < SMALL_N:  # a request's few codes: dict lookups, no factorize set-up
+        lookup = s.lookup
+        return np.array([lookup.get(u, -1) if isinstance(u, str) else -1 for u in arr], dtype=np.int64)
     fac, uniq = pd.factorize(arr)  # None / NaN get -1
     rows = np.array([s.lookup.get(u, -1) if isinstance(u, str) else -1 for u in uniq] + [-1], dtype=np.int64)
     return rows[fac]  # fac == -1 picks the trailing -1
@@ -180,7 +184,10 @@ def pair_distances(src, tgt) -> dict[str, np.ndarray]:
         return out
     big = np.int64(len(_store().codes) + 1)
     key = (src_idx + 1) * big + (tgt_idx + 1)
-    inv, ukey = pd.factorize(key)  # hashing: cheaper than np.unique's sort on a million keys
+    if n < SMALL_N:  # few pairs: a small sort is cheaper than factorize's hash-table set-up (order is irrelevant)
+        ukey, inv = np.unique(key, return_inverse=True)
+    else:
+        inv, ukey = pd.factorize(key)  # hashing: cheaper than np.unique's sort on a million keys
     ua, ub = ukey // big - 1, ukey % big - 1
     known = (ua >= 0) & (ub >= 0)
     res = {k: np.full(ukey.size, np.nan, dtype=np.float32) for k in DISTANCE_KINDS}

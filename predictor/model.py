@@ -25,8 +25,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from features import registry
-from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_INCREASING, featurize_components,
-                                representative)
+from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
+                                _is_na, components, featurize_components, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, RecordEvidence
 from features.queries import normalize
 
@@ -79,8 +79,33 @@ def ranking_key(obs: pd.DataFrame) -> np.ndarray:
 ranking_groups = ranking_key  # older name
 
 
+def _chance(task: str, task_type: str) -> float:
+    try:
+        return float(registry.resolve_task(task).chance)
+    except Exception:
+        return float(registry.CHANCE_BY_TYPE.get(task_type, 0.0))
+
+
+def _chance_small(tasks: np.ndarray, task_types: np.ndarray) -> np.ndarray:
+    """`chance_levels` for a request's few rows: one registry look-up per distinct (task, type), no pandas."""
+    memo: dict = {}
+    out = np.empty(len(tasks), dtype=np.float64)
+    for i, key in enumerate(zip(tasks, task_types)):
+        v = memo.get(key)
+        if v is None:
+            task, ttype = key
+            # a missing task or type makes the vectorised key missing too, which picks the table's trailing 0.0
+            raw = 0.0 if _is_na(task) or _is_na(ttype) else _chance(str(task), str(ttype))
+            v = memo[key] = float(np.ceil(np.float64(raw) * 1e4) / 1e4)
+        out[i] = v
+    return out
+
+
 def chance_levels(norm: pd.DataFrame) -> np.ndarray:
     """Per query: its task's chance level (registry), or its task type's for a task the registry does not know."""
+    if len(norm) < SMALL_N:
+        return _chance_small(norm["task"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object))
+
     def one(key: str) -> float:
         task, _, ttype = key.partition("\x00")
         try:
@@ -187,36 +212,105 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def _component_scores(self, arr: np.ndarray, rows: np.ndarray, norm: pd.DataFrame,
                           num_threads: int | None = None) -> np.ndarray:
         """Final score of every component: trees, then the in-language learning-curve start, chance floor, 0–100."""
+        return self._scores(arr, rows, chance_levels(norm), norm["task_type"].to_numpy(dtype=object), num_threads)
+
+    def _scores(self, arr: np.ndarray, rows: np.ndarray, chance: np.ndarray, task_types: np.ndarray,
+                num_threads: int | None = None) -> np.ndarray:
+        """`_component_scores` from per-query arrays (chance level and task type of each query)."""
         raw = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
-        floor = chance_levels(norm)[rows]
+        floor = chance[rows]
         own = arr[:, self.feature_names_.index("in_language")] > 0.5
         if own.any():
             k = np.expm1(arr[own, self.feature_names_.index("log1p_k")].astype(np.float64))
-            ramp = self._ramp(k, norm["task_type"].to_numpy(dtype=object)[rows[own]])
+            ramp = self._ramp(k, np.asarray(task_types, dtype=object)[rows[own]])
             raw = raw.copy()
             raw[own] = floor[own] + np.maximum(raw[own] - floor[own], 0.0) * ramp
         return np.clip(np.maximum(raw, floor), 0.0, 100.0)
+
+    def _matrix(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, models: np.ndarray,
+                tasks: np.ndarray, task_types: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The model's float32 input (components × feature_names_): static features (FEATURE_NAMES order) plus the
+        record's evidence, from per-query arrays; what `_with_evidence` + column selection give, without frames."""
+        names = list(FEATURE_NAMES)
+        full = static
+        if self.evidence:
+            E = self.evidence_.component_matrix(models, tasks, task_types, targets, rows, langs)
+            full = np.concatenate([static, E], axis=1)
+            names = names + EVIDENCE_FEATURES
+        if self.feature_names_ != names:
+            full = full[:, [names.index(f) for f in self.feature_names_]]
+        return np.ascontiguousarray(full, dtype=np.float32)
+
+    def _score_matrix(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
+                      num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(float32 feature row of each query's best component, its score, which component): numpy throughout."""
+        q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
+        arr = self._matrix(static, rows, langs, *q)
+        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads)
+        n = len(norm)
+        pick = representative(None, rows, n, comp)
+        ok = pick >= 0
+        X = np.full((n, arr.shape[1]), np.nan, dtype=np.float32)
+        X[ok] = arr[pick[ok]]
+        score = np.full(n, np.nan)
+        score[ok] = comp[pick[ok]]
+        return X, score, pick
 
     def score_components(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
                          num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """(feature row of each query's best component, its score, which component) for precomputed static
         component features (the record's evidence is added here)."""
-        Xc = self._with_evidence(Xc, rows, langs, norm)
-        arr = Xc[self.feature_names_].to_numpy(dtype=np.float32)
-        comp = self._component_scores(arr, rows, norm, num_threads)
-        pick = representative(Xc, rows, len(norm), comp)
-        ok = pick >= 0
-        X = np.full((len(norm), arr.shape[1]), np.nan, dtype=np.float32)
-        X[ok] = arr[pick[ok]]
-        score = np.full(len(norm), np.nan)
-        score[ok] = comp[pick[ok]]
+        static = Xc[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+        X, score, pick = self._score_matrix(static, np.asarray(rows), langs, norm, num_threads)
         return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score, pick
 
     def score_queries(self, norm: pd.DataFrame, num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """(feature row of each query's best component, final score) for canonical query rows."""
-        Xc, rows, langs = featurize_components(norm)
-        X, score, _ = self.score_components(Xc, rows, langs, norm, num_threads)
-        return X, score
+        rows, langs, counts, own = components(norm)
+        static = _featurize_matrix(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
+                                   norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64),
+                                   rows, langs, counts, own)
+        X, score, _ = self._score_matrix(static, rows, langs, norm, num_threads)
+        return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score
+
+    def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size: int, k: int = 0,
+                      num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 feature row of each query's best component, final score) for the single-source queries of a
+        one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
+        and target. Equal to `score_queries` on those canonical rows, without building them: no query strings, and
+        the target's own component — the same for every source — is featurized, looked up and scored once."""
+        sources = np.asarray(sources, dtype=object)
+        n = len(sources)
+        if n == 0:
+            return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0)
+        if any(s == target for s in sources):
+            raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
+        if size <= 0:
+            raise ValueError("score_sources: size must be > 0")
+        k = int(k)
+        extra = 1 if k > 0 else 0  # the target's own examples: one component, stood in for by query 0's
+        rows = np.arange(n + extra, dtype=np.int64)
+        langs, counts, own = sources, np.full(n + extra, float(size)), np.zeros(n + extra, dtype=bool)
+        if extra:
+            rows[n] = 0  # its features (other sources' examples, number of sources) are the same for every query
+            langs = np.append(sources, np.array([target], dtype=object))
+            counts[n] = float(k)
+            own[n] = True
+        models, tasks = np.full(n, model, dtype=object), np.full(n, task, dtype=object)
+        types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
+        static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
+        arr = self._matrix(static, rows, langs, models, tasks, types, targets)
+        comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
+                            num_threads)
+        if not extra:
+            return arr, comp
+        # best component per query, as `representative`: the higher score; a tie goes to the component listed first
+        # in the canonical train_config (languages sorted), i.e. the target's own when its code sorts first
+        src, own_score = comp[:n], comp[n]
+        own_wins = (own_score > src) | ((own_score == src) & (sources > target))
+        X = arr[:n].copy()
+        X[own_wins] = arr[n]
+        return X, np.where(own_wins, own_score, src)
 
     def predict(self, obs: pd.DataFrame) -> np.ndarray:
         return self.score_queries(normalize_observations(obs))[1]
