@@ -104,18 +104,20 @@ def _index(value: float, names) -> str | None:
 
 
 def feature_label(feature: str, label: str | None = None) -> str:
-    """Words for a feature: features.featurize.FEATURE_LABELS, else the label given (the explain answer's), else the
-    predictor's table (it adds model-side features), else the raw name."""
-    static = _labels("features.featurize")
-    if static.get(feature):
-        return static[feature]
-    return label or _labels("predictor.explain").get(feature) or feature
+    """Words for a feature: the feature modules' tables (features.featurize.FEATURE_LABELS, then
+    features.evidence.EVIDENCE_LABELS), else the label given (the explain answer's), else the predictor's table,
+    else the raw name."""
+    for module, table in (("features.featurize", "FEATURE_LABELS"), ("features.evidence", "EVIDENCE_LABELS")):
+        words = _labels(module, table).get(feature)
+        if words:
+            return words
+    return label or _labels("predictor.explain", "FEATURE_LABELS").get(feature) or feature
 
 
-def _labels(module: str) -> dict:
-    """A module's FEATURE_LABELS, {} when it has none (features are being renamed; a label is never worth a crash)."""
+def _labels(module: str, name: str) -> dict:
+    """A module's label table, {} when it has none (features are being renamed; a label is never worth a crash)."""
     try:
-        return getattr(__import__(module, fromlist=["FEATURE_LABELS"]), "FEATURE_LABELS", None) or {}
+        return dict(getattr(__import__(module, fromlist=[name]), name, None) or {})
     except Exception:  # noqa: BLE001
         return {}
 
@@ -168,8 +170,8 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
             return str(int(round(value)))
         if feature == "uriel_coverage":
             return f"{100 * value:.0f}%"
-        if feature.startswith("ev_"):
-            return f"{value:.1f}"
+        if feature.startswith("ev_"):  # published scores (0-100); a *_vs_* grain is a difference
+            return f"{value:+.1f}" if "_vs_" in feature else f"{value:.1f}"
         if feature.startswith("dist_") or feature in ("subword_overlap", "tgt_relative_distance"):
             return f"{value:.2f}"
     except (ValueError, OverflowError, ImportError):

@@ -197,9 +197,10 @@ def test_cli_explain_prints_meanings_not_codes(model_dir):
         assert rows["model family"] == "mT5", rows
     if "model size" in rows:
         assert rows["model size"] == "mT5-base, 580M parameters", rows
-    for name, value in rows.items():
-        if "examples" in name and "(k)" not in name:
-            assert re.fullmatch(r"[\d,]+ examples.*", value), (name, value)  # counts, not log values
+    for feature in ("log_source_size", "log1p_other_sources"):
+        name = labels.feature_label(feature)
+        if name in rows:
+            assert re.fullmatch(r"[\d,]+ examples.*", rows[name]), (name, rows[name])  # counts, not log values
 
 
 def test_cli_explain_user_text_is_not_rich_markup(model_dir):
@@ -211,3 +212,10 @@ def test_cli_explain_user_text_is_not_rich_markup(model_dir):
                                  "--target", "sw", "-s", "en", "--source-size", "1000"], env={"COLUMNS": "160"})
     assert r.exit_code == 0, r.output
     assert "[bold]x$\\frac{$" in r.output.replace("\n", "")
+
+
+def test_evidence_features_read_their_words_from_features_evidence():
+    ev = pytest.importorskip("features.evidence")
+    table = getattr(ev, "EVIDENCE_LABELS", {})
+    for feature, words in table.items():
+        assert labels.feature_label(feature) == words

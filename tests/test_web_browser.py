@@ -50,7 +50,7 @@ def _by():
     return By
 
 
-def _wait(driver, seconds: float = 20):
+def _wait(driver, seconds: float = 45):  # generous: a loaded 2-core box can be slow; a pass takes seconds
     from selenium.webdriver.support.ui import WebDriverWait
     return WebDriverWait(driver, seconds)
 
