@@ -154,6 +154,8 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
             n = math.expm1(value)  # log1p of an example count
             if feature == "log1p_k":
                 return count(n)
+            if round(n) == 0:
+                return "none"
             text = f"{count(n)} examples"
             if feature == "log_source_size":
                 langs = [lang for lang, m in _mixture(q.get("train_config")) if m == round(n) and lang != q.get("target")]

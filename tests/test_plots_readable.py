@@ -72,6 +72,7 @@ def test_sizes_and_shares_in_natural_units():
     assert labels.value_text("log_source_size", math.log1p(1000), q) == "1,000 examples (eng)"
     assert labels.value_text("log1p_k", math.log1p(50), q) == "50"
     assert labels.value_text("log1p_other_sources", math.log1p(500), q) == "500 examples"
+    assert labels.value_text("log1p_other_sources", 0.0, q) == "none"
     assert labels.value_text("src_pretrain_log", math.log1p(0.436 * 1e6), q) == "43.6%"
     assert labels.value_text("tgt_pretrain_log", 0.0, q) == "0%"
     assert labels.value_text("same_script", 1.0, q) == "yes"
@@ -200,7 +201,7 @@ def test_cli_explain_prints_meanings_not_codes(model_dir):
     for feature in ("log_source_size", "log1p_other_sources"):
         name = labels.feature_label(feature)
         if name in rows:
-            assert re.fullmatch(r"[\d,]+ examples.*", rows[name]), (name, rows[name])  # counts, not log values
+            assert re.fullmatch(r"[\d,]+ examples.*|none", rows[name]), (name, rows[name])  # counts, not logs
 
 
 def test_cli_explain_user_text_is_not_rich_markup(model_dir):
