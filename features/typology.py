@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,14 @@ from features.errors import BadValue
 DATA_DIR = Path(__file__).resolve().parent / "data"
 VECTORS_PATH = DATA_DIR / "uriel_vectors.npz"
 MANIFEST_PATH = DATA_DIR / "uriel_manifest.json"
+# XLT_TYPOLOGY=<file.npz>: read another table of the same layout instead (e.g. features/data/urielplus_vectors.npz,
+# built by features.build_urielplus), with its manifest next to it (`*_vectors.npz` -> `*_manifest.json`); read once,
+# at import. Unset or empty: the default above.
+ENV_TYPOLOGY = "XLT_TYPOLOGY"
+if os.environ.get(ENV_TYPOLOGY):
+    VECTORS_PATH = Path(os.environ[ENV_TYPOLOGY]).expanduser().resolve()
+    MANIFEST_PATH = VECTORS_PATH.with_name(VECTORS_PATH.name.removesuffix(".npz").replace("vectors", "manifest")
+                                           + ".json")
 
 DISTANCE_KINDS = ("genetic", "syntactic", "phonological", "inventory", "geographic", "featural")
 _BINARY_SETS = ("syntactic", "phonological", "inventory")
@@ -62,6 +71,8 @@ def _read_version() -> str:
     try:
         return json.loads(MANIFEST_PATH.read_text())["version"]
     except FileNotFoundError:
+        if VECTORS_PATH.exists() and os.environ.get(ENV_TYPOLOGY):  # an alternative table without a manifest
+            return content_digest(VECTORS_PATH)[:12]
         return "unbuilt"
 
 
@@ -324,6 +335,8 @@ if __name__ == "__main__":  # pragma: no cover - build entry point
     import sys
 
     if "--rebuild" in sys.argv:
+        if os.environ.get(ENV_TYPOLOGY):  # build_typology writes VECTORS_PATH: never over an alternative table
+            sys.exit(f"unset {ENV_TYPOLOGY} to rebuild the default URIEL table")
         from features.build_derived import build_typology
 
         build_typology()

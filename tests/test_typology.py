@@ -222,3 +222,67 @@ def test_agrees_with_langrank_published_genetic_and_geographic():
         ok = ~np.isnan(d[kind])
         assert ok.sum() > 1000
         assert spearmanr(d[kind][ok], ref[ok]).statistic > floor, kind
+
+
+# ---- XLT_TYPOLOGY: an alternative table of the same layout (e.g. URIEL+, features.build_urielplus) -------------
+
+_PROBE = """
+import json
+from features import typology as T
+d = T.pair_distances(["deu", "deu", "xxx"], ["nld", "jpn", "eng"])
+print(json.dumps({"vectors": str(T.VECTORS_PATH), "manifest": str(T.MANIFEST_PATH), "version": T.TYPOLOGY_VERSION,
+                  "d": {k: [None if v != v else float(v) for v in a] for k, a in d.items()}}))
+"""
+
+
+def _probe(env_value: str | None) -> dict:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != T.ENV_TYPOLOGY}
+    if env_value is not None:
+        env[T.ENV_TYPOLOGY] = env_value
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_env_switch_reads_another_table(tmp_path):
+    default = _probe(None)
+    assert default["vectors"] == str(ROOT / "features" / "data" / "uriel_vectors.npz")
+    assert default["version"] == json.loads((ROOT / "features" / "data" / "uriel_manifest.json").read_text())["version"]
+    assert _probe("") == default  # empty means unset
+    # a copy of the default table with German's syntactic bits inverted, without a manifest
+    with np.load(ROOT / "features" / "data" / "uriel_vectors.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    n = int(arrays["n_features"][0])
+    knn = np.unpackbits(arrays["knn_bits"], axis=1, count=n).astype(bool)
+    row = int(np.flatnonzero(arrays["codes"] == "deu")[0])
+    knn[row, arrays["set_syntactic"]] = ~knn[row, arrays["set_syntactic"]]
+    arrays["knn_bits"] = np.packbits(knn, axis=1)
+    alt = tmp_path / "alt_vectors.npz"
+    np.savez_compressed(alt, **arrays)
+    got = _probe(str(alt))
+    assert got["vectors"] == str(alt) and got["manifest"] == str(tmp_path / "alt_manifest.json")
+    assert got["version"] == T.content_digest(alt)[:12] != default["version"]
+    assert got["d"]["syntactic"][0] != default["d"]["syntactic"][0]
+    assert got["d"]["genetic"] == default["d"]["genetic"] and got["d"]["geographic"] == default["d"]["geographic"]
+    assert got["d"]["syntactic"][2] is None  # unknown codes stay NaN
+    # with a manifest next to it, the version is the manifest's
+    (tmp_path / "alt_manifest.json").write_text(json.dumps({"version": "abc123def456"}))
+    assert _probe(str(alt))["version"] == "abc123def456"
+
+
+def test_urielplus_table_when_built():
+    path = ROOT / "features" / "data" / "urielplus_vectors.npz"
+    if not path.exists():
+        pytest.skip("URIEL+ table not built (python -m features.build_urielplus)")
+    man = json.loads((ROOT / "features" / "data" / "urielplus_manifest.json").read_text())
+    assert man["version"] == T.content_digest(path)[:12] and path.stat().st_size < 10e6
+    assert (ROOT / "features" / "data" / "URIELPLUS_ATTRIBUTION.md").exists()
+    got = _probe(str(path))
+    assert got["version"] == man["version"]
+    assert got["d"]["genetic"][0] < got["d"]["genetic"][1]   # German is closer to Dutch than to Japanese
+    assert all(got["d"][k][0] is not None for k in T.DISTANCE_KINDS)
