@@ -82,37 +82,75 @@
 
   // ---------------------------------------------------------------------------------------------- plots
   // No <img> has a src until a plot is asked for; a figure is shown only once its picture has loaded, and a plot
-  // the server refuses shows the server's reason instead of a broken-image icon.
+  // the server refuses shows the server's reason instead of a broken-image icon. Pictures are fetched (not set as
+  // <img src> directly) so the page can read the status: the server renders one plot at a time per worker and answers
+  // 503 + Retry-After when busy, which the page waits out and retries. The waterfall is asked first, then the curve.
+  let selection = 0;  // a newer click wins; pictures of an older one are dropped
+
+  function delay(ms) { return new Promise(function (done) { setTimeout(done, ms); }); }
+
+  function fetchPicture(url, tries) {
+    return fetch(url).then(function (r) {
+      if (r.ok) return r.blob().then(function (b) { return { ok: true, blob: b }; });
+      const retry = parseFloat(r.headers.get("retry-after"));
+      if (r.status === 503 && !isNaN(retry) && tries > 0) {
+        return delay(Math.min(Math.max(retry, 0.5), 10) * 1000).then(function () { return fetchPicture(url, tries - 1); });
+      }
+      return r.text().then(function (t) { return { ok: false, lines: errorLines(parseBody(t), r.status) }; });
+    });
+  }
+
+  function setSrc(img, src) {
+    const old = img.getAttribute("src");
+    if (src) img.src = src; else img.removeAttribute("src");
+    if (old && old.indexOf("blob:") === 0) URL.revokeObjectURL(old);
+  }
+
   function clearPlot(name) {
     const img = $(name + "-img");
-    img.onload = img.onerror = null;
-    img.removeAttribute("src");
+    img.onload = null;
+    setSrc(img, null);
     delete img.dataset.want;
     $(name + "-fig").hidden = true;
     $(name + "-msg").hidden = true;
     $(name + "-caption").textContent = "";
+    $(name + "-link").removeAttribute("href");
   }
 
-  function showPlot(name, url, caption) {
+  function showPlot(name, url, caption, token) {
     const fig = $(name + "-fig"), img = $(name + "-img"), msg = $(name + "-msg");
+    if (token !== selection) return Promise.resolve();
     $(name + "-caption").textContent = caption;
+    $(name + "-link").href = url;  // the picture itself, full size, in a new tab
     msg.textContent = "drawing…";
     msg.hidden = false;
+    fig.classList.add("stale");  // the previous picture stays, dimmed, until this one arrives (no jump)
     img.dataset.want = url;
-    img.onload = function () {
-      if (img.dataset.want !== url) return;
-      fig.hidden = false;
-      msg.hidden = true;
-    };
-    img.onerror = function () {
-      if (img.dataset.want !== url) return;
-      fig.hidden = true;
-      request(url).then(function (r) {
-        if (img.dataset.want === url) msg.textContent = "No picture: " + errorLines(parseBody(r.text), r.status).join("; ");
-      }).catch(function () { msg.textContent = "No picture (network error)"; });
-    };
-    $(name + "-link").href = url;
-    img.src = url;
+    return fetchPicture(url, 8).then(function (res) {
+      if (token !== selection || img.dataset.want !== url) return null;
+      if (!res.ok) {
+        fig.hidden = true;
+        fig.classList.remove("stale");
+        msg.textContent = "No picture: " + res.lines.join("; ");
+        return null;
+      }
+      return new Promise(function (done) {
+        img.onload = function () {
+          if (img.dataset.want === url) { fig.hidden = false; fig.classList.remove("stale"); msg.hidden = true; }
+          done();
+        };
+        img.onerror = function () { msg.textContent = "No picture (unreadable image)"; done(); };
+        setSrc(img, URL.createObjectURL(res.blob));
+      });
+    }).catch(function () {
+      if (token === selection) msg.textContent = "No picture (network error)";
+    });
+  }
+
+  function showPlots(params, waterfallCaption, curveCaption) {
+    const token = ++selection;
+    return showPlot("waterfall", "/explain/plot.png?" + params, waterfallCaption, token)
+      .then(function () { return showPlot("curve", "/plots/curve.png?" + params, curveCaption, token); });
   }
 
   function highlight(row) {
@@ -122,18 +160,18 @@
 
   function selectSource(source, name, row) {
     highlight(row);
-    const qs = plotParams({ source: source });
     $("detail-title").firstChild.textContent = "Why " + name + " scores what it does ";
-    showPlot("waterfall", "/explain/plot.png?" + qs, "source " + source + " → " + current.query.target);
-    showPlot("curve", "/plots/curve.png?" + qs, "from " + source + ", adding k target examples");
+    clearPlot("curve");
+    showPlots(plotParams({ source: source }), "source " + source + " → " + current.query.target,
+              "from " + source + ", adding k target examples");
   }
 
   function selectMixture() {
     highlight(null);
-    const qs = plotParams({ train_config: current.mixture });
     $("detail-title").firstChild.textContent = "Why your mix scores what it does ";
-    showPlot("waterfall", "/explain/plot.png?" + qs, current.mixture + " → " + current.query.target);
-    showPlot("curve", "/plots/curve.png?" + qs, "from your mix, adding k target examples");
+    clearPlot("curve");
+    showPlots(plotParams({ train_config: current.mixture }), current.mixture + " → " + current.query.target,
+              "from your mix, adding k target examples");
   }
 
   // ---------------------------------------------------------------------------------------------- rendering
@@ -143,6 +181,7 @@
     $("ranked-caption").textContent = "";
     $("mixture").hidden = true;
     ["mixture-caption", "mixture-summary", "mixture-yardsticks"].forEach(function (id) { $(id).textContent = ""; });
+    selection += 1;  // pictures still on their way belong to the old query
     clearPlot("waterfall");
     clearPlot("curve");
     errorBox.hidden = true;
