@@ -43,8 +43,8 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
     q = with_task_type(query)
     if source is not None:  # your current source is always ranked, even outside the default pool
         q = {**q, "source": source}
-    df = p.rank(q, candidates, top, reasons=reasons)
-    cols = {c: df[c].tolist() for c in df.columns}
+    df = p.rank_table(q, candidates, top, reasons=reasons)  # columns in rank order: no DataFrame on this path
+    cols = {c: (v.tolist() if hasattr(v, "tolist") else list(v)) for c, v in df.columns.items()}
     rs = cols.get("reasons")
     items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],
               "score": cols["predicted_score"][i], "lower80": cols["lower80"][i], "upper80": cols["upper80"][i],
@@ -52,7 +52,7 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
               "reasons": _reasons(rs[i]) if rs is not None else None} for i in range(len(df))]
     return {"sources": items, "model": query.get("model"), "task": query.get("task"), "target": query.get("target"),
             "k": query.get("k"), "n_candidates": len(items) if top is None else None,
-            "regime": df.attrs.get("regime")}
+            "regime": df.regime}
 
 
 def _reasons(value):

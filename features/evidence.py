@@ -204,25 +204,29 @@ class RecordEvidence:
         d_source, d_pair, d_level = self._dict("ev_source"), self._dict("ev_pair"), self._dict("_pair_level")
         nan = float("nan")
         per_target: dict = {}
-        E = np.empty((len(src), len(EVIDENCE_FEATURES)), dtype=np.float64)
-        for i, (t, ta, ty, f, sr) in enumerate(zip(tgt, task, ttype, fam, src)):
-            t, ta, ty, f = _s(t), _s(ta), _s(ty), _s(f)
-            hit = per_target.get((t, ta, ty, f))
+        values = []
+        for t, ta, ty, f, sr in zip(tgt, task, ttype, fam, src):
+            key = (t, ta, ty, f)
+            hit = per_target.get(key)
             if hit is None:
+                t, ta, ty, f = _s(t), _s(ta), _s(ty), _s(f)
                 type_key = ty + SEP + t
                 s1, c1 = d_type.get(type_key, _NONE)
                 s2, c2 = d_task.get((type_key, ta), _NONE)
-                hit = per_target[(t, ta, ty, f)] = (_mean1(*d_target.get(ta + SEP + f + SEP + t, _NONE)),
-                                                    _mean1(s1 - s2, c1 - c2), _mean1(*d_level.get(type_key, _NONE)))
-            ev_target, ev_type, level = hit
-            sr = _s(sr)
+                hit = per_target[key] = (_mean1(*d_target.get(ta + SEP + f + SEP + t, _NONE)),
+                                         _mean1(s1 - s2, c1 - c2), _mean1(*d_level.get(type_key, _NONE)),
+                                         ta + SEP + f + SEP, ty + SEP, SEP + t, t)
+            ev_target, ev_type, level, source_head, pair_head, pair_tail, t = hit
+            if type(sr) is not str:
+                sr = str(sr)
             if sr == t:  # the target's own examples: no source or pair evidence
-                ev_source = ev_pair = nan
-            else:
-                ev_source = _mean1(*d_source.get(ta + SEP + f + SEP + sr, _NONE))
-                ev_pair = _mean1(*d_pair.get(ty + SEP + sr + SEP + t, _NONE))
-            E[i] = (ev_target, ev_type, ev_source, ev_pair, ev_pair - level)
-        return E.astype(np.float32)
+                values.append((ev_target, ev_type, nan, nan, nan))
+                continue
+            s1, c1 = d_source.get(source_head + sr, _NONE)
+            s2, c2 = d_pair.get(pair_head + sr + pair_tail, _NONE)
+            ev_pair = s2 / c2 if c2 > 0 else nan
+            values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level))
+        return np.array(values, dtype=np.float64).reshape(len(values), len(EVIDENCE_FEATURES)).astype(np.float32)
 
     def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
         """Training: like `component_values`, minus each row's own score (leave-one-out), then masked at random."""

@@ -9,6 +9,7 @@ import json
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
 from features.featurize import featurize_pairs
 from features.languages import resolve, resolve_code
-from features.queries import normalize, normalize_one, parse_count, parse_train_config
+from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import top_reasons
@@ -200,6 +201,12 @@ class TransferPredictor:
         costs ~1–2 ms a row, so explaining 100 candidates would dominate the request. Answers are memoised per
         canonical request (the model is immutable once loaded), so a repeated query costs microseconds.
         """
+        return self.rank_table(query, candidates, top, reasons, reasons_top).frame()
+
+    def rank_table(self, query: dict, candidates: list[str] | None = None, top: int | None = None,
+                   reasons: int = 3, reasons_top: int = 5) -> "RankTable":
+        """`rank` as plain columns (numpy arrays and lists, rank order) and the regime: what an answer is built
+        from without a DataFrame (shared by every caller of the same question: do not mutate)."""
         base = {k: v for k, v in query.items() if k not in ("source", "train_config", "candidates", "top")}
         model = registry.resolve_model(_str_field(_req(base, "model"), "model"))
         target = _field(resolve_code, _req(base, "target"), "target")
@@ -214,11 +221,11 @@ class TransferPredictor:
                 raise BadValue("candidates is empty: give at least one language or omit it", field="candidates")
             if len(candidates) > MAX_CANDIDATES:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
-            seen: list[str] = []
+            seen: dict[str, None] = {}  # insertion-ordered set
             for i, c in enumerate(candidates):
                 code = _field(resolve_code, c, f"candidates[{i}]")
-                if code != target and code not in seen:
-                    seen.append(code)
+                if code != target:
+                    seen[code] = None
             if not seen and query.get("source") is None:
                 raise BadValue("every candidate is the target itself", field="candidates")
             cands = tuple(seen)
@@ -235,50 +242,46 @@ class TransferPredictor:
         key = (model.id, _str_field(_req(base, "task"), "task"), _opt_str(base.get("task_type"), "task_type"), target,
                cands, _opt_count(base.get("source_size"), "source_size"), _opt_count(base.get("k"), "k"), top,
                int(reasons), int(reasons_top))
-        memo = self._rank_memo(key)
-        out = memo.copy()
-        out.attrs = dict(memo.attrs)
-        return out
+        return self._rank_memo(key)
 
-    def _rank_compute(self, key) -> pd.DataFrame:
+    def _rank_compute(self, key) -> "RankTable":
         model, task, task_type, target, cands, source_size, k, top, reasons, reasons_top = key
-        first = {"model": model, "task": task, "task_type": task_type, "target": target, "source": cands[0],
-                 "source_size": source_size, "k": k}
-        norm0 = self._one(first)
-        size = int(norm0["source_size"].iloc[0])
-        kk = int(norm0["k"].iloc[0])
-        n = len(cands)
-        norm = _repeat_row(norm0, n)
-        tail = f"{target}:{kk}" if kk else None
-        norm["train_config"] = [";".join(sorted([f"{c}:{size}"] + ([tail] if tail else []))) for c in cands]
-        X, scores = self._score(norm)
+        # the canonical query `cands[0]:source_size` (+ k), as `normalize_one` makes it (same resolvers, same
+        # `combine`: defaults and errors as for /predict) without its one-row DataFrame
+        spec = registry.resolve_model(model)
+        tspec = registry.resolve_task(task, task_type if task_type is not None and task_type.strip() else None)
+        _, kk, size = combine(tspec, target, cands[0], None, source_size, k)
+        model_id, task_id, ttype = spec.id, tspec.id, tspec.task_type
+        # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
+        X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, size, kk, num_threads=1)
         order = np.argsort(-scores, kind="stable")
         if top:
             order = order[:top]
-        out = pd.DataFrame({"source": np.asarray(cands)[order], "predicted_score": scores[order]})
-        out["name"] = [resolve(c).name for c in out["source"]]
-        regime = self.record.regime(norm["task"].iloc[0], target)
-        for c, v in self._intervals(scores[order], norm["task_type"].to_numpy()[order],
-                                    np.full(len(order), regime)).items():
-            out[c] = v
-        out["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
+        ranked = scores[order]
+        regime = self.record.regime(task_id, target)
+        cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
+        cols["name"] = [resolve(c).name for c in cols["source"]]
+        for level in self.calibration.levels:  # one bin (regime × task type) for every candidate
+            h = float(self.calibration.halfwidth([regime], [ttype], level)[0])
+            tag = int(round(level * 100))
+            cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
+            cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)
+        cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         if reasons:
             explained = order[:reasons_top]
-            contrib = self._contrib(X.iloc[explained])
+            contrib = self.model.contributions_matrix(X[explained])
             # Reasons say why this source beats the others: SHAP minus the mean over all candidates' SHAP, where
             # the mean is estimated on the explained rows (target-level features cancel out either way).
             mean = contrib.mean(axis=0) if len(explained) > 1 else None
-            allv = X.to_numpy(dtype=np.float64)
+            allv = X.astype(np.float64)
             # a feature equal for every candidate (task, model, target's data...) cannot say why one source wins
             filled = np.where(np.isnan(allv), -1e30, allv)  # NaN is a value too: missing for all = constant
             constant = np.append(filled.max(axis=0) - filled.min(axis=0) < 1e-9, True)
             vals = allv[explained]
             listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names, constant)
                       for i in range(len(explained))]
-            out["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
-        out = out.reset_index(drop=True)
-        out.attrs["regime"] = self.record.regime(norm["task"].iloc[0], target)
-        return out
+            cols["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
+        return RankTable(cols, regime)
 
     # ------------------------------------------------------------------ curve
     def curve(self, query: dict, ks=None, target_score: float | None = None) -> dict:
@@ -455,6 +458,21 @@ class TransferPredictor:
     # ------------------------------------------------------------------ misc
     def version(self) -> dict:
         return self.manifest
+
+
+class RankTable(NamedTuple):
+    """A ranking as columns in rank order (source, predicted_score, name, lower/upper80/90, p_best, then the optional
+    ones such as reasons) and its regime; memoised and shared, so read-only."""
+    columns: dict
+    regime: str
+
+    def __len__(self) -> int:
+        return len(self.columns["source"])
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame({c: (list(v) if isinstance(v, list) else np.array(v)) for c, v in self.columns.items()})
+        out.attrs["regime"] = self.regime
+        return out
 
 
 def _repeat_row(one: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -322,8 +322,11 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """TreeSHAP values (n, n_features + 1; last column = base value) via LightGBM's pred_contrib."""
-        arr = X[self.feature_names_].to_numpy(dtype=np.float32)
-        return self.booster_.predict(arr, pred_contrib=True, num_threads=1)
+        return self.contributions_matrix(X[self.feature_names_].to_numpy(dtype=np.float32))
+
+    def contributions_matrix(self, arr: np.ndarray) -> np.ndarray:
+        """`contributions` of float32 rows already in `feature_names_` order (the numpy serving path)."""
+        return self.booster_.predict(np.asarray(arr, dtype=np.float32), pred_contrib=True, num_threads=1)
 
     # ------------------------------------------------------------------ persistence (text + JSON, no pickle)
     def to_files(self) -> dict[str, str]:
