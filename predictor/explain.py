@@ -5,15 +5,22 @@ import math
 
 import numpy as np
 
-from features.featurize import FEATURE_LABELS, FEATURE_NAMES, MODEL_FAMILIES
+from features.evidence import EVIDENCE_LABELS
+from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
 from features.registry import TASK_TYPES
+
+FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS}
 
 
 def describe(feature: str, value: float) -> str:
     """A short phrase for a feature at a value, e.g. 'syntactic distance to the target 0.42'."""
     label = FEATURE_LABELS.get(feature, feature)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{label} unknown"
+        return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
+    if feature == "ev_pair_vs_others":
+        return f"{label}: {value:+.1f}"
+    if feature.startswith("ev_"):
+        return f"{label}: {value:.1f}"
     if feature == "same_script":
         return "same script as the target" if value >= 0.5 else "different script from the target"
     if feature == "same_family":
