@@ -218,10 +218,10 @@ def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndar
 
 def _pair_features(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
     """Per (language, target) pair: six distances (imputed where undefined), script/family match, source share."""
+    if len(langs) < SMALL_N:
+        return _pair_features_small(np.asarray(langs, dtype=object), np.asarray(tgts, dtype=object), corpora)
     out = {k: np.asarray(v, dtype=np.float64) for k, v in impute_distances(typology.pair_distances(langs, tgts)).items()
            if k in DISTANCE_KINDS}
-    if len(langs) < SMALL_N:
-        return _pair_features_small(out, np.asarray(langs, dtype=object), np.asarray(tgts, dtype=object), corpora)
     both = np.concatenate([langs, tgts])
     codes, uniques = pd.factorize(both)
     li, ti = codes[: len(langs)], codes[len(langs):]
@@ -246,8 +246,18 @@ def _pair_features(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> 
     return out
 
 
-def _pair_features_small(out: dict, langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
-    """`_pair_features` for a request's few pairs: the same values from per-value dicts instead of pd.factorize."""
+# (language, target) -> float64 row of _PAIR_COLUMNS: a pure function of the pair (the typology table is fixed for the
+# process), kept for the serving path so a target asked about again (another model, task or size) skips URIEL.
+# Bounded: ~0.2 kB a pair, emptied when full.
+_PAIR_COLUMNS = (*DISTANCE_KINDS, "same_script", "same_family")
+_PAIR_CACHE: dict[tuple[str, str], np.ndarray] = {}
+PAIR_CACHE_MAX = 20_000
+
+
+def _pair_static(langs: np.ndarray, tgts: np.ndarray) -> np.ndarray:
+    """(pairs × _PAIR_COLUMNS) float64: distances (imputed, 0 for a language with itself), script/family match."""
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in impute_distances(typology.pair_distances(langs, tgts)).items()
+           if k in DISTANCE_KINDS}
     same = np.array([a == b for a, b in zip(langs, tgts)], dtype=bool)
     for k in DISTANCE_KINDS:
         out[k][same] = 0.0
@@ -256,6 +266,25 @@ def _pair_features_small(out: dict, langs: np.ndarray, tgts: np.ndarray, corpora
         a = [memo[u] if u in memo else memo.setdefault(u, fn(u)) for u in langs]
         b = [memo[u] if u in memo else memo.setdefault(u, fn(u)) for u in tgts]
         out[name] = np.array([(x == y and x != "") or s for x, y, s in zip(a, b, same)], dtype=np.float64)
+    return np.column_stack([out[c] for c in _PAIR_COLUMNS]) if len(langs) else np.zeros((0, len(_PAIR_COLUMNS)))
+
+
+def _pair_features_small(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
+    """`_pair_features` for a request's few pairs: the same values from per-value dicts instead of pd.factorize,
+    and each (language, target) pair's static features computed once per process (bounded cache)."""
+    keys = list(zip(langs, tgts))
+    rows = {k: _PAIR_CACHE.get(k) for k in dict.fromkeys(keys)}  # local: a concurrent clear cannot lose a row
+    miss = [k for k, v in rows.items() if v is None]
+    if miss:
+        fresh = _pair_static(np.array([k[0] for k in miss], dtype=object), np.array([k[1] for k in miss], dtype=object))
+        if len(_PAIR_CACHE) + len(miss) > PAIR_CACHE_MAX:
+            _PAIR_CACHE.clear()
+        for k, row in zip(miss, fresh):
+            rows[k] = row
+            if type(k[0]) is str and type(k[1]) is str:
+                _PAIR_CACHE[k] = row
+    table = np.array([rows[k] for k in keys], dtype=np.float64).reshape(len(keys), len(_PAIR_COLUMNS))
+    out = {c: table[:, j] for j, c in enumerate(_PAIR_COLUMNS)}
     shares = {c: (_corpus_shares(c) if c else {}) for c in dict.fromkeys(corpora)}
     out["src_pretrain_log"] = _ppm_log(np.array([shares[c].get(u, 0.0) for u, c in zip(langs, corpora)],
                                                 dtype=np.float64))
