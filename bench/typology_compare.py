@@ -1,0 +1,223 @@
+"""Default URIEL (lang2vec) vs URIEL+ typology under the same protocols: writes reports/urielplus.{md,json}.
+
+    .venv/bin/python -m bench.typology_compare                       # both tables, cheap settings (~10-20 min)
+    .venv/bin/python -m bench.typology_compare --report-only         # re-render the report from the JSON
+
+Each typology runs in its own child process (`nice -n 10`, one after the other) with `XLT_TYPOLOGY` set (or unset
+for the default), because features.typology reads its table once per process and featurize caches per process.
+In each child, the same protocols and folds (predictor.protocols; nothing there depends on typology) are scored with
+predictor.evaluate.run_folds / score_protocol for:
+  * the product model, predictor.model.TransferRegressor with cheap settings (n_estimators=100);
+  * the distance rules of predictor.baselines (closest by each URIEL distance, equal-weight composite), which read
+    the typology directly and show what each table's distances are worth on their own.
+Protocols: xpos (grouped unseen languages), one LangRankPlus matrix in the strict grouped variant (its folds are the
+xpos folds, so no extra fits), and unseen_dataset (each results matrix held out whole).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "features" / "data"
+REPORT_MD = ROOT / "reports" / "urielplus.md"
+REPORT_JSON = ROOT / "reports" / "urielplus.json"
+TABLES = {"URIEL (lang2vec, default)": None, "URIEL+": str(DATA / "urielplus_vectors.npz")}
+LRP_MATRIX = "wikiann_xlm-r"
+MODEL_PARAMS = {"n_estimators": 100}
+MODEL = "xlt LightGBM (n_estimators=100)"
+KEY_METRICS = ("top1", "regret", "pl", "ndcg3", "spearman", "rmse", "mae")
+
+
+def _protocols(obs):
+    from predictor import protocols as P
+
+    xp = P.build("xpos", obs)
+    lrp = P.build("langrankplus_strict", obs)
+    keep = [t for t in lrp.tables if t.name == LRP_MATRIX]
+    mask = np.asarray(keep[0].select(obs), bool)
+    lrp.tables = keep
+    for f in lrp.folds:
+        f.test = f.test & mask
+    lrp.name = f"langrankplus_strict:{LRP_MATRIX}"
+    ud = P.build("unseen_dataset", obs)
+    return [xp, lrp, ud]
+
+
+def child(out: str, only: list[str]) -> None:
+    from predictor import evaluate as E
+    from predictor import protocols as P
+    from predictor.baselines import COMPOSITE, DISTANCE_KINDS, closest_by, distance_composite, xlt_model
+    from features import typology
+
+    t0 = time.time()
+    obs = P.load_observations()
+    protos = _protocols(obs)
+    methods = [(MODEL, xlt_model(MODEL_PARAMS), "regression")]
+    methods += [(f"closest {k}", closest_by(k), "ranking") for k in DISTANCE_KINDS]
+    methods += [(COMPOSITE if isinstance(COMPOSITE, str) else "distance composite", distance_composite, "ranking")]
+    if only:
+        methods = [m for m in methods if any(o in m[0] for o in only)]
+    res: dict = {p.name: {} for p in protos}
+    timings = {}
+    for name, fp, kind in methods:
+        t = time.time()
+        preds = E.run_folds(protos, fp, log=(lambda s: print(s, flush=True)) if name == MODEL else None)
+        for p in protos:
+            res[p.name][name] = E.score_protocol(p, preds[p.name], kind)
+        timings[name] = round(time.time() - t, 1)
+        print(f"{name}: {timings[name]}s", flush=True)
+    Path(out).write_text(json.dumps({
+        "typology_file": str(typology.VECTORS_PATH), "typology_version": typology.TYPOLOGY_VERSION,
+        "protocols": {p.name: {"title": p.title, "n_folds": len(p.folds), "grouping": p.grouping,
+                               "n_test_rows": int(sum(f.test.sum() for f in p.folds))} for p in protos},
+        "results": res, "timings_s": timings, "seconds": round(time.time() - t0, 1)}, default=float))
+
+
+def run(tables: dict, only: list[str]) -> dict:
+    runs = {}
+    for label, path in tables.items():
+        env = {k: v for k, v in os.environ.items() if k != "XLT_TYPOLOGY"}
+        if path:
+            env["XLT_TYPOLOGY"] = path
+        out = ROOT / "reports" / f".typology_compare_{abs(hash(label)) % 10**8}.json"
+        print(f"== {label}: {path or 'default'}", flush=True)
+        subprocess.run(["nice", "-n", "10", sys.executable, "-m", "bench.typology_compare", "--child", str(out),
+                        *sum((["--only", o] for o in only), [])],
+                       cwd=ROOT, env=env, stdin=subprocess.DEVNULL, check=True)
+        runs[label] = json.loads(out.read_text())
+        out.unlink()
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+def _v(m: dict | None, key: str):
+    if not m or key not in m or m[key] is None:
+        return None
+    x = m[key]
+    return x.get("value") if isinstance(x, dict) else x
+
+
+def _f(x, nd=3) -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def _ci(m: dict | None, key: str) -> str:
+    if not m or key not in m or not isinstance(m[key], dict) or m[key].get("lo") is None:
+        return ""
+    return f" [{m[key]['lo']:.2f}, {m[key]['hi']:.2f}]"
+
+
+def render(runs: dict, manifest: dict, commands: list[str]) -> str:
+    labels = list(runs)
+    a, b = labels[0], labels[1]
+    first = runs[a]
+    lines = ["# URIEL+ as xlt's typology source: evaluation", "",
+             "Generated by `bench/typology_compare.py` (do not edit by hand). Same observations, protocols, folds and "
+             "settings for both tables; only `XLT_TYPOLOGY` differs.", ""]
+    lines += ["Commands:", "", "```", *commands, "```", ""]
+    lines += ["| table | file | version |", "|---|---|---|"]
+    for lab in labels:
+        lines.append(f"| {lab} | `{Path(runs[lab]['typology_file']).relative_to(ROOT)}` | "
+                     f"`{runs[lab]['typology_version']}` |")
+    lines += ["", "## Product model, side by side", "",
+              f"{MODEL}, out-of-fold. Lower is better for regret, PL (percentage loss vs the best source), RMSE, "
+              "MAE; higher for top-1, NDCG@3, Spearman. Brackets: 95% bootstrap interval over ranking groups.", ""]
+    for pname, pinfo in first["protocols"].items():
+        lines += [f"### {pname}: {pinfo['title']}", "", f"{pinfo['grouping']}; {pinfo['n_test_rows']} test rows.", ""]
+        tabs = list(first["results"][pname][MODEL])
+        lines += ["| table | metric | " + " | ".join(labels) + " | Δ (URIEL+ − URIEL) |",
+                  "|---|---|" + "---|" * len(labels) + "---|"]
+        for t in tabs:
+            for met in KEY_METRICS:
+                vals = [_v(runs[lab]["results"][pname][MODEL].get(t), met) for lab in labels]
+                if all(v is None for v in vals):
+                    continue
+                cells = [_f(v) + _ci(runs[lab]["results"][pname][MODEL].get(t), met) for v, lab in zip(vals, labels)]
+                delta = _f(vals[1] - vals[0]) if None not in vals else "–"
+                lines.append(f"| {t} | {met} | " + " | ".join(cells) + f" | {delta} |")
+        lines.append("")
+    # unseen_dataset mean over matrices
+    lines += ["## Summary", ""]
+    summary = summarize(runs)
+    lines += ["| protocol | metric | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for (p, met), vals in summary.items():
+        lines.append(f"| {p} | {met} | " + " | ".join(_f(vals[lab]) for lab in labels) + " |")
+    lines += ["", "## Distance rules alone (no learning): PL per matrix / table", "",
+              "Each rule ranks sources by one distance of the table (closest first). This isolates what the distances "
+              "themselves are worth.", ""]
+    rules = [m for m in first["results"][next(iter(first["results"]))] if m != MODEL]
+    for pname in first["protocols"]:
+        tabs = list(first["results"][pname][MODEL])
+        lines += [f"### {pname} (PL; lower is better)", "",
+                  "| rule | " + " | ".join(f"{t} {lab.split(' ')[0]}" for t in tabs for lab in labels) + " |",
+                  "|---|" + "---|" * (len(tabs) * len(labels))]
+        for r in rules:
+            cells = [_f(_v(runs[lab]["results"][pname].get(r, {}).get(t), "pl"), 2) for t in tabs for lab in labels]
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## URIEL+ table", "", "From `features/data/urielplus_manifest.json`:", "", "```json",
+              json.dumps({k: manifest.get(k) for k in (
+                  "version", "languages", "features", "features_by_prefix", "languages_with_glottocode",
+                  "languages_with_own_typology_value", "languages_with_value_after_lineage_fill",
+                  "languages_imputed_by_urielplus", "languages_filled_from_neighbours", "genetic_nodes",
+                  "genetic_max_depth", "languages_without_family", "languages_with_glottolog_coordinates",
+                  "urielplus_options", "xlt_options")}, indent=1), "```", ""]
+    lines += ["Timings (s): " + "; ".join(f"{lab}: {runs[lab]['seconds']}" for lab in labels), ""]
+    return "\n".join(lines)
+
+
+def summarize(runs: dict) -> dict:
+    """Headline numbers per protocol: means over the protocol's tables of the product model's metrics."""
+    out: dict = {}
+    for lab, r in runs.items():
+        for pname, per in r["results"].items():
+            m = per[MODEL]
+            for met in ("top1", "regret", "pl", "ndcg3", "rmse"):
+                vals = [_v(m[t], met) for t in m]
+                vals = [v for v in vals if v is not None]
+                if vals:
+                    out.setdefault((pname, f"mean {met}" if len(m) > 1 else met), {})[lab] = float(np.mean(vals))
+            if pname == "unseen_dataset":   # matrices where the model beats the best single-distance rule
+                rules = [k for k in per if k.startswith("closest")]
+                n = 0
+                for t in m:
+                    best = min((_v(per[k].get(t), "pl") for k in rules if _v(per[k].get(t), "pl") is not None),
+                               default=None)
+                    n += int(best is not None and _v(m[t], "pl") is not None and _v(m[t], "pl") < best)
+                out.setdefault((pname, "matrices with PL below the best single-distance rule"), {})[lab] = float(n)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--only", action="append", default=[], help="methods whose name contains this text")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child, args.only)
+        return 0
+    if not args.report_only:
+        runs = run(TABLES, args.only)
+        REPORT_JSON.write_text(json.dumps(runs, indent=1, default=float) + "\n")
+    runs = json.loads(REPORT_JSON.read_text())
+    manifest = json.loads((DATA / "urielplus_manifest.json").read_text())
+    commands = [f"{manifest.get('built_by', 'python -m features.build_urielplus')}   # the URIEL+ table",
+                ".venv/bin/python -m bench.typology_compare"]
+    REPORT_MD.write_text(render(runs, manifest, commands) + "\n")
+    print(f"wrote {REPORT_MD.relative_to(ROOT)} and {REPORT_JSON.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
