@@ -44,7 +44,7 @@ OBS_PROTOCOLS = ("seen", "xpos", "langrankplus", "langrankplus_strict", "sumeval
                  "unseen_family")
 # protocols whose regression methods get cross-conformal interval coverage, and the regime each one measures
 INTERVAL_REGIMES = {"seen": "record", "xpos": "similarity", "sumeval": "similarity", "unseen_dataset": "similarity",
-                    "unseen_family": "similarity"}
+                    "unseen_family": "similarity", "langrankplus": "similarity"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,10 +142,66 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
     return out
 
 
+def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) -> dict[str, dict]:
+    """A conformal best-source set per ranking group: every candidate whose predicted score is within q of the
+    group's predicted best. Nonconformity of a group = predicted best − prediction of its truly best source (≥ 0);
+    q is the finite-sample `level` quantile of that score over the groups of the *other* folds (all ranking tables of
+    the protocol; a one-fold protocol is split into two halves of its groups), so a set holds the truly best source
+    in ≥ `level` of held-out groups when groups are exchangeable. Returns per table: coverage, mean size, mean
+    number of candidates."""
+    from predictor.model import ranking_key
+
+    data = proto.data
+    fid = fold_ids(proto)
+    y = data["score"].to_numpy(float)
+    frames = []
+    for t in proto.tables:
+        if not t.ranking:
+            continue
+        sel = np.asarray(t.select(data), bool) & ~np.isnan(pred)
+        if sel.any():
+            frames.append(pd.DataFrame({"table": t.name, "g": t.name + "\x00" + ranking_key(data.loc[sel]),
+                                        "fold": fid[sel], "y": y[sel], "p": pred[sel]}))
+    if not frames:
+        return {}
+    d = pd.concat(frames, ignore_index=True)
+    gy = d.groupby("g")["y"].transform("max")
+    gp = d.groupby("g")["p"].transform("max")
+    d["n"] = d.groupby("g")["y"].transform("size")
+    d = d[d["n"] >= 2]
+    best_pred = d[d["y"] >= gy[d.index]].groupby("g")["p"].max()
+    g = d.groupby("g").agg(table=("table", "first"), fold=("fold", "first"), pmax=("p", "max"), n=("n", "first"))
+    g["score"] = g["pmax"] - best_pred.reindex(g.index)
+    folds = g["fold"].to_numpy()
+    if len(np.unique(folds)) == 1:
+        folds = np.random.default_rng(0).permutation(len(g)) % 2
+    q = np.full(len(g), np.nan)
+    sc = g["score"].to_numpy()
+    for f in np.unique(folds):
+        cal = np.sort(sc[folds != f])
+        if len(cal) == 0:
+            continue
+        k = int(np.ceil((len(cal) + 1) * level)) - 1
+        q[folds == f] = cal[min(k, len(cal) - 1)] if k < len(cal) else np.inf
+    g["q"] = q
+    d = d.join(g["q"], on="g")
+    d["in_set"] = d["p"] >= d["g"].map(g["pmax"]) - d["q"]
+    size = d.groupby("g")["in_set"].sum()
+    g["size"] = size.reindex(g.index)
+    g["covered"] = (g["score"] <= g["q"]).astype(float)
+    out = {}
+    for t, part in g.groupby("table", sort=False):
+        out[t] = {"bestset90_coverage": M.mean_with_ci(part["covered"].to_numpy()),
+                  "bestset90_size": M.mean_with_ci(part["size"].to_numpy(dtype=float)),
+                  "bestset90_candidates": float(part["n"].mean())}
+    return out
+
+
 def score_protocol(proto: P.Protocol, pred: np.ndarray, kind: str = "regression", intervals: bool = False,
                    n_boot: int = M.N_BOOT) -> dict:
     """Metrics per table from pooled out-of-fold predictions."""
     tables = {}
+    sets = best_source_sets(proto, pred) if (intervals and kind == "regression") else {}
     regime = INTERVAL_REGIMES.get(proto.name, "similarity")
     ivals = cross_conformal(proto, pred, regime=regime) if (intervals and kind == "regression") else None
     for t in proto.tables:
@@ -166,6 +222,7 @@ def score_protocol(proto: P.Protocol, pred: np.ndarray, kind: str = "regression"
                 res[f"coverage{int(l * 100)}"] = M.coverage(g, d["score"].to_numpy(float), lo[sel], hi[sel],
                                                             n_boot=n_boot)
                 res[f"halfwidth{int(l * 100)}"] = float(np.nanmean(hi[sel] - lo[sel]) / 2)
+        res.update(sets.get(t.name, {}))
         tables[t.name] = res
     return tables
 
@@ -310,7 +367,8 @@ def load_previous(path: Path) -> RunResult | None:
 # reports
 
 METRIC_LABELS = {"rmse": "RMSE", "mae": "MAE", "spearman": "Spearman", "ndcg3": "NDCG@3", "top1": "top-1",
-                 "regret": "regret", "pl": "PL%", "coverage80": "cov80", "coverage90": "cov90"}
+                 "regret": "regret", "pl": "PL%", "coverage80": "cov80", "coverage90": "cov90",
+                 "bestset90_coverage": "best-set cov", "bestset90_size": "best-set size"}
 RELEVANCE_NOTE = (
     "NDCG@3 uses LangRank's relevance convention (Lin et al. 2019; the same code as the shared check "
     "`ndcg3_langrank`): inside each ranking group (one target of one results file) the true top-10 sources get "
@@ -325,7 +383,7 @@ def _fmt(m: dict | None, key: str) -> str:
     v = (m or {}).get(key)
     if not v or v.get("value") is None:
         return "—"
-    digits = 3 if key in ("ndcg3", "top1", "spearman", "coverage80", "coverage90") else 2
+    digits = 3 if key in ("ndcg3", "top1", "spearman", "coverage80", "coverage90", "bestset90_coverage") else 2
     x = f"{v['value']:.{digits}f}"
     if v.get("lo") is not None:
         x += f" [{v['lo']:.{digits}f}, {v['hi']:.{digits}f}]"
@@ -435,7 +493,7 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
                 note=f"best single rule: {best}" + (f"; composite {comp:.2f}" if comp is not None else ""))
     for pname, regime in INTERVAL_REGIMES.items():
         r = mine(pname)
-        if not r:
+        if not r or pname == "langrankplus":   # its coverage stays in the tables; the headline has xpos / SumEval
             continue
         for table, t in r.items():
             if not isinstance(t, dict) or "coverage80" not in t:
@@ -455,6 +513,23 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
                              "status": "n/a" if v is None else ("met" if abs(v * 100 - lvl) <= 3 else "not met"),
                              "note": f"mean half-width {t.get(f'halfwidth{lvl}', float('nan')):.1f} pts; "
                                      "cross-conformal, served recipe"})
+    for pname in ("xpos", "langrankplus", "unseen_dataset", "unseen_family"):
+        r = mine(pname)
+        if not r:
+            continue
+        per = [(t["bestset90_coverage"]["value"], t["bestset90_size"]["value"], t["bestset90_candidates"],
+                t.get("n_rank_groups", 0)) for t in r.values() if isinstance(t, dict) and "bestset90_coverage" in t]
+        per = [x for x in per if x[0] is not None and x[3]]
+        if not per:
+            continue
+        n = sum(x[3] for x in per)
+        cov = sum(x[0] * x[3] for x in per) / n
+        size = sum(x[1] * x[3] for x in per) / n
+        cand = sum(x[2] * x[3] for x in per) / n
+        rows.append({"regime": "90% best-source set", "protocol": pname, "table": f"{n} ranking groups",
+                     "metric": "holds the truly best source", "goal": ">= 0.9", "measured": cov, "method": ours,
+                     "status": _check(">=", cov, 0.9),
+                     "note": f"mean size {size:.1f} of {cand:.0f} candidates (cross-conformal over folds)"})
     if mine("unseen_dataset"):
         for lvl in (80, 90):
             per = [(t.get(f"coverage{lvl}", {}).get("value"), t.get("n_rows", 0), t.get(f"halfwidth{lvl}"))
@@ -602,7 +677,8 @@ def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int)
                     tables.append(t)
         for t in tables:
             metrics = [k for k in ("rmse", "mae", "spearman", "ndcg3", "top1", "regret", "pl", "coverage80",
-                                   "coverage90") if any(k in (r.get(t) or {}) for r in res.values())]
+                                   "coverage90", "bestset90_coverage", "bestset90_size")
+                       if any(k in (r.get(t) or {}) for r in res.values())]
             n = next((r[t].get("n_rank_groups", r[t].get("n_groups")) for r in res.values() if t in r), None)
             L += [f"### {t}" + (f" ({n} groups)" if n else ""), "",
                   "| method | " + " | ".join(METRIC_LABELS[k] for k in metrics) + " |",

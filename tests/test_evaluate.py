@@ -203,3 +203,21 @@ def test_readme_table_is_rewritten_between_markers(tmp_path):
     E.write_readme(acc, readme)
     text2 = readme.read_text()
     assert text2.count(E.README_START) == 1 and "| 0.900 | no |" in text2 and "intro" in text2
+
+
+def test_best_source_sets_cover_and_stay_small():
+    rng = np.random.default_rng(0)
+    n_groups, n_cand = 200, 8
+    d = pd.DataFrame({"dataset_file": "f", "model": "m", "variant": "", "task": "t",
+                      "target": np.repeat([f"t{i}" for i in range(n_groups)], n_cand),
+                      "score": rng.uniform(20, 80, n_groups * n_cand)})
+    fold_of = np.repeat(np.arange(n_groups) % 4, n_cand)
+    folds = [P.Fold(f"f{i}", fold_of != i, fold_of == i, (f"g{i}",)) for i in range(4)]
+    proto = P.Protocol("synthetic", "", "", d, folds, [P.Table("all", lambda x: np.ones(len(x), bool))])
+    exact = E.best_source_sets(proto, d["score"].to_numpy())["all"]
+    assert exact["bestset90_coverage"]["value"] == 1.0 and exact["bestset90_size"]["value"] == 1.0
+    noisy = E.best_source_sets(proto, d["score"].to_numpy() + rng.normal(0, 8, len(d)))["all"]
+    assert 0.85 <= noisy["bestset90_coverage"]["value"] <= 0.97
+    assert 1.0 < noisy["bestset90_size"]["value"] < n_cand and noisy["bestset90_candidates"] == n_cand
+    useless = E.best_source_sets(proto, rng.normal(0, 1, len(d)))["all"]          # a random ranking needs big sets
+    assert useless["bestset90_size"]["value"] > noisy["bestset90_size"]["value"]

@@ -14,14 +14,26 @@ __all__ = ["ANCHOR_DIMS", "CONFIG_FILE", "FORMAT", "NUMERIC_FEATURES", "WEIGHTS_
            "parse_mixes", "uriel_anchors", "neural_fit_predict", "EVAL_PARAMS"]
 
 # Settings `xlt evaluate` uses for the neural method: cheap enough for every protocol inside the 15-minute budget.
-EVAL_PARAMS = dict(epochs=4, batch_size=1024, hidden=(128, 64), mono_penalty=1.0)
+# A training fold larger than EVAL_MAX_ROWS is subsampled with probability ∝ the dataset weights (which is what the
+# weighted loss does in expectation), and then fitted unweighted.
+EVAL_PARAMS = dict(epochs=5, batch_size=512, hidden=(128, 64), mono_penalty=1.0)
+EVAL_MAX_ROWS = 20_000
 
 
-def neural_fit_predict(params: dict | None = None):
+def neural_fit_predict(params: dict | None = None, max_rows: int | None = EVAL_MAX_ROWS):
     """`fit_predict(train, test)` for predictor.evaluate; per-query features from the evaluation's shared cache."""
     def fit_predict(train, test):
+        import numpy as np
+
         from predictor.baselines import FEATURES
-        m = NeuralTransferRegressor(**{**EVAL_PARAMS, **(params or {})}).fit(train, X=FEATURES.get(train))
+        from predictor.model import dataset_weights
+        p = {**EVAL_PARAMS, **(params or {})}
+        if max_rows and len(train) > max_rows and "dataset" in train.columns:
+            w = dataset_weights(train, p.get("weight_power", 0.5))
+            pick = np.random.default_rng(0).choice(len(train), size=max_rows, replace=False, p=w / w.sum())
+            train = train.iloc[np.sort(pick)]
+            p["weight_power"] = 0.0
+        m = NeuralTransferRegressor(**p).fit(train, X=FEATURES.get(train))
         return m.predict(test, X=FEATURES.get(test))
     fit_predict.__name__ = "neural"
     return fit_predict

@@ -65,7 +65,7 @@ def _cell(v: dict | None, key: str, best: bool) -> str:
 
 def render(acc: dict, methods: tuple[str, str], mono: dict | None = None) -> str:
     """Markdown: headline goals for both methods, then every protocol table for both (best value in bold)."""
-    from predictor.evaluate import RunResult, headline
+    from predictor.evaluate import RunResult, _num, headline
 
     rr = RunResult(protocols=acc["protocols"], results=acc["results"], timings=acc.get("timings_s", {}),
                    methods=acc.get("methods", {}))
@@ -85,7 +85,7 @@ def render(acc: dict, methods: tuple[str, str], mono: dict | None = None) -> str
         vals = []
         for m, r in zip(methods, row):
             v = None if r is None else r["measured"]
-            vals.append("—" if v is None else f"{v:.3f}" + (" ✓" if r["status"] == "met" else ""))
+            vals.append("—" if v is None else _num(v) + (" ✓" if r["status"] == "met" else ""))
             wins[m] += int(r is not None and r["status"] == "met")
         L.append(f"| {h['protocol']} | {h['table']} | {h['metric']} | {h['goal']} | {vals[0]} | {vals[1]} |")
     L += ["", f"Goals met: {short[0]} {wins[methods[0]]}, {short[1]} {wins[methods[1]]} (of {len(keys)} rows).", "",
