@@ -23,7 +23,9 @@ def test_health_and_version_carry_the_model_identity(client, predictor):
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
     assert r.json()["model_version"] == predictor.manifest["version"]
-    v = client.get("/version").json()
+    r = client.get("/version")
+    assert r.status_code == 200, r.text
+    v = r.json()
     assert len(v["data"]["sha256"]) == 64
     assert v["features"] == predictor.manifest["features"]
     assert "metrics" in v
@@ -33,15 +35,21 @@ def test_languages_search_finds_swahili_first(client):
     r = client.get("/languages", params={"search": "swahili"})
     assert r.status_code == 200
     assert r.json()[0] == {"code": "swh", "name": "Swahili", "script": "Latn", "iso1": "sw"}
-    everything = client.get("/languages").json()
+    r = client.get("/languages")
+    assert r.status_code == 200, r.text
+    everything = r.json()
     assert len(everything) > 1000 and {"code", "name", "script", "iso1"} <= set(everything[0])
 
 
 def test_models_and_tasks_list_the_registry(client):
-    models = {m["id"]: m for m in client.get("/models").json()}
+    r = client.get("/models")
+    assert r.status_code == 200, r.text
+    models = {m["id"]: m for m in r.json()}
     assert {"mt5-base", "xlm-r-large", "tulrv6-large", "mbert"} <= set(models)
     assert models["xlm-r-large"]["corpus"] == "cc100" and models["xlm-r-large"]["n_corpus_languages"] > 50
-    tasks = client.get("/tasks").json()
+    r = client.get("/tasks")
+    assert r.status_code == 200, r.text
+    tasks = r.json()
     ids = {t["id"] for t in tasks["tasks"]}
     assert {"xnli", "udpos", "wikiann", "xquad"} <= ids
     assert "classification" in tasks["task_types"]
@@ -120,7 +128,9 @@ def test_curve_is_monotone_and_fits(client):
 
 
 def test_curve_custom_grid(client):
-    d = client.post("/curve", json={**Q, "ks": [0, 5, 50, 500]}).json()
+    r = client.post("/curve", json={**Q, "ks": [0, 5, 50, 500]})
+    assert r.status_code == 200, r.text
+    d = r.json()
     assert [p["k"] for p in d["points"]] == [0, 5, 50, 500]
 
 
@@ -297,7 +307,9 @@ def test_no_model_means_503_with_reason(tmp_path):
 
 
 def test_openapi_lists_every_endpoint(client):
-    paths = set(client.get("/openapi.json").json()["paths"])
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = set(r.json()["paths"])
     assert {"/health", "/version", "/languages", "/models", "/tasks", "/predict", "/rank", "/curve", "/explain",
             "/explain/plot.png", "/explain/plot.svg", "/plots/importance.png", "/plots/curve.png", "/batch",
             "/plan"} <= paths
