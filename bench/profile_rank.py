@@ -3,7 +3,9 @@ latency figures), so a missed latency goal comes with its measured cause."""
 from __future__ import annotations
 
 import cProfile
+import os
 import pstats
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -11,55 +13,72 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# (label, (file suffix, function name)) of the pieces worth naming
+# (label, (file suffix, function name)) of the pieces worth naming (disjoint: none calls another)
 PIECES = [
-    ("TreeSHAP reasons (LightGBM pred_contrib)", ("predictor/facade.py", "_contrib")),
-    ("query normalisation", ("features/queries.py", "normalize")),
-    ("facade query checks (_one)", ("predictor/facade.py", "_one")),
-    ("featurization", ("features/featurize.py", "featurize")),
-    ("P(best) sampling", ("predictor/intervals.py", "probability_best")),
-    ("LightGBM predict", ("predictor/facade.py", "_raw")),
+    ("TreeSHAP reasons (LightGBM pred_contrib, top 5 rows)", ("predictor/model.py", "contributions_matrix")),
+    ("scores (LightGBM predict for 100 rows, floors)", ("predictor/model.py", "_scores")),
+    ("static features (typology, corpora)", ("features/featurize.py", "_featurize_matrix")),
+    ("record evidence", ("features/evidence.py", "component_matrix")),
+    ("P(best)", ("predictor/intervals.py", "probability_best")),
     ("SHAP → reasons in words", ("predictor/explain.py", "top_reasons")),
 ]
 
 
-def measure(n: int = 20) -> dict:
+def _pieces(n: int, fn) -> tuple[float, dict]:
+    """Thread-CPU cProfile of n calls of fn(i): (ms per call, {label: {ms_per_call, share}}). CPU time, not wall
+    time, so a shared box's other processes do not land in whichever function was running when preempted."""
+    prof = cProfile.Profile(time.thread_time)
+    prof.enable()
+    for i in range(n):
+        fn(i)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    base = next((v[3] for (f, _, name), v in stats.items() if name == "rank_answer"), None) or sum(
+        v[2] for v in stats.values())
+    pieces = {}
+    for label, (suffix, name) in PIECES:
+        cum = sum(v[3] for (f, _, fn_name), v in stats.items() if fn_name == name and f.endswith(suffix))
+        pieces[label] = {"ms_per_call": cum / n * 1000, "share": cum / base}
+    named = sum(v["ms_per_call"] for v in pieces.values())
+    pieces["everything else (validation, candidate resolution, answer shaping)"] = {
+        "ms_per_call": max(base / n * 1000 - named, 0.0), "share": max(1 - named / (base / n * 1000), 0.0)}
+    return base / n * 1000, pieces
+
+
+def measure(n: int = 40) -> dict:
+    """In-process fresh 100-candidate ranks, asked as the shared latency check asks them (a distinct model, task and
+    target per question, top 5 with reasons), timed as wall and thread-CPU p50, then profiled (thread CPU)."""
     from api.answers import rank_answer
-    from bench.latency import RANK
+    from bench.latency import fresh_question
     from predictor import TransferPredictor
 
     p = TransferPredictor.load()
-    q = {k: v for k, v in RANK.items() if k != "candidates"}
-    for i in range(3):
-        rank_answer(p, {**q, "source_size": 10 + i}, RANK["candidates"])
-    t0 = time.perf_counter()
-    for i in range(n):
-        rank_answer(p, {**q, "source_size": 100 + i}, RANK["candidates"])
-    per_call = (time.perf_counter() - t0) / n * 1000
-    prof = cProfile.Profile()
-    prof.enable()
-    for i in range(n):
-        rank_answer(p, {**q, "source_size": 1000 + i}, RANK["candidates"])
-    prof.disable()
-    stats = pstats.Stats(prof).stats
-    total = sum(v[2] for v in stats.values())  # not used for shares: cumulative time of rank_answer is the base
-    base = next((v[3] for (f, _, fn), v in stats.items() if fn == "rank_answer"), None) or total
-    pieces = {}
-    for label, (suffix, fn) in PIECES:
-        cum = sum(v[3] for (f, _, name), v in stats.items() if name == fn and f.endswith(suffix))
-        pieces[label] = {"ms_per_call": cum / n * 1000, "share": cum / base}
-    named = sum(v["ms_per_call"] for v in pieces.values())
-    pieces["everything else (pandas frames, resolver, answer shaping)"] = {
-        "ms_per_call": max(base / n * 1000 - named, 0.0), "share": max(1 - named / (base / n * 1000), 0.0)}
-    return {"rank_ms_in_process": per_call, "profiled_ms_per_call": base / n * 1000, "pieces": pieces}
+
+    def ask(i: int) -> dict:
+        q = fresh_question(i)
+        return rank_answer(p, {k: v for k, v in q.items() if k not in ("candidates", "top")}, q["candidates"],
+                           q["top"])
+
+    for i in range(10):
+        ask(900 + i)
+    wall, cpu = [], []
+    for i in range(200):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        ask(i)
+        cpu.append((time.thread_time() - c0) * 1000)
+        wall.append((time.perf_counter() - t0) * 1000)
+    profiled, pieces = _pieces(n, lambda i: ask(200 + i))
+    return {"rank_ms_in_process": statistics.median(wall), "rank_cpu_ms_in_process": statistics.median(cpu),
+            "profiled_ms_per_call": profiled, "pieces": pieces, "load": os.getloadavg()[0]}
 
 
 def cause(r: dict) -> str:
     parts = "; ".join(f"{k} {v['ms_per_call']:.1f} ms ({100 * v['share']:.0f}%)"
                       for k, v in sorted(r["pieces"].items(), key=lambda kv: -kv[1]["ms_per_call"])
                       if v["ms_per_call"] >= 0.05)
-    return (f"In-process, a fresh 100-candidate rank takes {r['rank_ms_in_process']:.1f} ms on this box "
-            f"(profiled: {r['profiled_ms_per_call']:.1f} ms/call): {parts}.")
+    return (f"In-process, a fresh 100-candidate rank takes {r['rank_ms_in_process']:.1f} ms p50 on this box "
+            f"({r.get('rank_cpu_ms_in_process', float('nan')):.1f} ms of CPU; load average {r.get('load', 0):.1f}; "
+            f"thread-CPU profile {r['profiled_ms_per_call']:.1f} ms/call with the profiler's overhead): {parts}.")
 
 
 def rows(r: dict) -> list[tuple[str, str, bool | None, str]]:

@@ -106,13 +106,13 @@ def write_report(table: list[tuple], raw: dict, started: str, machine: str, quic
 
 def _cause(goal: str, raw: dict) -> str:
     """The measured reason for a miss, from this run's own figures."""
-    if goal.startswith("/rank (100 candidates, fresh") and "profile_rank" in raw:
+    if goal.startswith(("/rank (100 candidates, fresh", "/rank fresh question")) and "profile_rank" in raw:
         from bench.profile_rank import cause
-        return (cause(raw["profile_rank"]) + " TreeSHAP costs a few ms per explained row on this machine and the "
-                "reasons are computed for the top 5 sources of every fresh request; meeting 10 ms on a cache miss "
-                "needs reasons on demand (or for fewer rows) and a numpy rather than pandas path for one-target rank "
-                "queries — a change in predictor/facade.py, left to its owner. A repeated request is served from the "
-                "answer cache at /health speed (row above).")
+        return (cause(raw["profile_rank"]) + " The one large piece left is TreeSHAP for the 5 explained rows "
+                "(LightGBM pred_contrib: its cost grows with trees × leaves × depth²: ~1.5 ms a row for 300 unbounded trees, "
+                "~0.4 ms for 120 trees of depth <= 6); the rest of the path is numpy (TransferRegressor.score_sources, the record's "
+                "evidence from dicts, P(best) by quadrature). A cheaper model (fewer or shallower trees) shrinks the "
+                "SHAP share in proportion; a repeated request is served from the answer cache at /health speed.")
     if goal.startswith("batch, every row distinct") and "batch_distinct" in raw:
         from bench.batch_distinct import cause
         return cause(raw["batch_distinct"])
