@@ -109,9 +109,9 @@ def _cause(goal: str, raw: dict) -> str:
     if goal.startswith(("/rank (100 candidates, fresh", "/rank fresh question")) and "profile_rank" in raw:
         from bench.profile_rank import cause
         return (cause(raw["profile_rank"]) + " The one large piece left is TreeSHAP for the 5 explained rows "
-                "(LightGBM pred_contrib: its cost grows with trees × leaves × depth²: ~1.5 ms a row for 300 unbounded trees, "
-                "~0.4 ms for 120 trees of depth <= 6); the rest of the path is numpy (TransferRegressor.score_sources, the record's "
-                "evidence from dicts, P(best) by quadrature). A cheaper model (fewer or shallower trees) shrinks the "
+                "(LightGBM pred_contrib: its cost grows with trees × leaves × depth²: ~1.5 ms a row for 300 "
+                "unbounded trees, ~0.4 ms for 120 trees of depth <= 6); the rest of the path is numpy "
+                "(TransferRegressor.score_sources, the record's evidence from dicts, P(best) by quadrature). A cheaper model (fewer or shallower trees) shrinks the "
                 "SHAP share in proportion; a repeated request is served from the answer cache at /health speed.")
     if goal.startswith("batch, every row distinct") and "batch_distinct" in raw:
         from bench.batch_distinct import cause

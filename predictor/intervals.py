@@ -124,7 +124,8 @@ class ConformalIntervals:
         return obj
 
 
-def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0, step: float = 0.2) -> np.ndarray:
+def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0,
+                     step: float = 0.2) -> np.ndarray:
     """P(each candidate is truly best) when each score carries independent N(0, sd²) error relative to the others.
 
     P_i = ∫ φ(t − d_i) Π_{j≠i} Φ(t − d_j) dt with d = (score − leader) / sd, by the trapezoid rule on a `step`-sd
@@ -147,8 +148,8 @@ def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int
     d = (scores[live] - scores.max()) / sd
     # where the best of the live scores can fall (below −8.5 the leader's own Φ(t) < 1e-17 makes it negligible)
     t = np.arange(-8.5, 8.5, step)[:, None]
-    log_cdf = np.log(ndtr(t - d[None, :]))                    # log Φ(t − d_j), grid × candidates (t − d ≥ −14.2:
-    #                                                           Φ ≥ 1e-45, so log(ndtr) is exact and cheaper than log_ndtr)
+    # log Φ(t − d_j), grid × candidates; t − d >= −14.2 keeps Φ >= 1e-45, so log(ndtr) is exact (and cheaper)
+    log_cdf = np.log(ndtr(t - d[None, :]))
     log_pdf = -0.5 * (t - d[None, :]) ** 2 - 0.5 * math.log(2 * math.pi)
     mass = np.exp(log_pdf + log_cdf.sum(axis=1, keepdims=True) - log_cdf).sum(axis=0)
     out = np.zeros(len(scores))

@@ -141,7 +141,8 @@ def test_score_sources_equals_score_queries(predictor, langs, filler, k):
         norm1, _ = normalize(pd.DataFrame([{"model": model, "task": task, "task_type": ttype, "target": target,
                                             "source": cands[0], "source_size": 1000}]))
         tt = norm1["task_type"].iloc[0]
-        X1, s1 = predictor.model.score_sources(norm1["model"].iloc[0], norm1["task"].iloc[0], tt, target, cands, 1234, k)
+        X1, s1 = predictor.model.score_sources(norm1["model"].iloc[0], norm1["task"].iloc[0], tt, target, cands,
+                                               1234, k)
         X2, s2 = _rank_reference(predictor, model, task, ttype, target, cands, 1234, k, filler, rng)
         _close(s1, s2)
         _close(X1, X2)
@@ -152,7 +153,8 @@ def test_rank_equals_bulk_scoring(predictor, langs, filler):
     cases = [({"model": "xlm-r-large", "task": "xnli", "target": "sw"}, 0, None),
              ({"model": "mt5-base", "task": "wikiann", "target": "yo", "k": 50}, 50, None),
              ({"model": "xlm-r-large", "task": "udpos", "target": "nv", "source_size": 800}, 0, 800),
-             ({"model": "mbert", "task": "my-new-task", "task_type": "ner", "target": "qu", "source_size": 500}, 0, 500)]
+             ({"model": "mbert", "task": "my-new-task", "task_type": "ner", "target": "qu", "source_size": 500}, 0,
+              500)]
     for query, k, size in cases:
         cands = [str(c) for c in rng.choice(COMMON, 25, replace=False)]
         r = predictor.rank(query, cands)
