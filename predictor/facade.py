@@ -31,6 +31,9 @@ CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.csv"
 RECORD_FILE = "record.json"
 MAX_CANDIDATES = 1000
+# exact candidate text -> canonical code, for spellings that resolved before (resolve_code is a pure function of the
+# text; this skips its checks for the 100 candidates of a ranking); bounded, emptied when full
+_RESOLVED: dict[str, str] = {}
 ENGLISH = "eng"
 
 
@@ -223,7 +226,12 @@ class TransferPredictor:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
             seen: dict[str, None] = {}  # insertion-ordered set
             for i, c in enumerate(candidates):
-                code = _field(resolve_code, c, f"candidates[{i}]")
+                code = _RESOLVED.get(c) if type(c) is str else None
+                if code is None:
+                    code = _field(resolve_code, c, f"candidates[{i}]")
+                    if len(_RESOLVED) >= 65536:
+                        _RESOLVED.clear()
+                    _RESOLVED[c] = code
                 if code != target:
                     seen[code] = None
             if not seen and query.get("source") is None:

@@ -283,7 +283,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         n = len(sources)
         if n == 0:
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0)
-        if any(s == target for s in sources):
+        if target in sources.tolist():
             raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
         if size <= 0:
             raise ValueError("score_sources: size must be > 0")
