@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "features" / "data"
 REPORT_MD = ROOT / "reports" / "urielplus.md"
 REPORT_JSON = ROOT / "reports" / "urielplus.json"
-TABLES = {"URIEL (lang2vec, default)": None, "URIEL+": str(DATA / "urielplus_vectors.npz")}
+TABLES = {"URIEL (lang2vec, default)": None, "URIEL+": str(DATA / "urielplus_vectors.npz"),
+          "URIEL+ lineage-kNN": str(DATA / "urielplus_lknn_vectors.npz")}
 LRP_MATRIX = "wikiann_xlm-r"
 MODEL_PARAMS = {"n_estimators": 100}
 MODEL = "xlt LightGBM (n_estimators=100)"
@@ -203,13 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--only", action="append", default=[], help="methods whose name contains this text")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--table", action="append", default=[],
+                    help="run only the tables whose label contains this text (merged into the existing JSON)")
     args = ap.parse_args(argv)
     if args.child:
         child(args.child, args.only)
         return 0
     if not args.report_only:
-        runs = run(TABLES, args.only)
+        tables = {k: v for k, v in TABLES.items() if not args.table or any(t in k for t in args.table)}
+        runs = json.loads(REPORT_JSON.read_text()) if (args.table and REPORT_JSON.exists()) else {}
+        runs.update(run(tables, args.only))
+        runs = {k: runs[k] for k in TABLES if k in runs}
         REPORT_JSON.write_text(json.dumps(runs, indent=1, default=float) + "\n")
+        if len(runs) < 2:
+            print(f"ran {list(runs)}; run the other table to write the report")
+            return 0
     runs = json.loads(REPORT_JSON.read_text())
     manifest = json.loads((DATA / "urielplus_manifest.json").read_text())
     commands = [f"{manifest.get('built_by', 'python -m features.build_urielplus')}   # the URIEL+ table",
