@@ -27,7 +27,11 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-EVIDENCE_FEATURES = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "ev_pair_vs_others"]
+GRAINS = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "ev_pair_vs_others"]
+# ev_source is computed but not a model feature: "this source has a good record" is absent for every source nobody
+# published from, so in the similarity regime it ranks well-studied sources above the target's close relatives
+# (Swahili or Afrikaans above Zulu for Xhosa) — a popularity proxy, which the design rule excludes.
+EVIDENCE_FEATURES = [g for g in GRAINS if g != "ev_source"]
 EVIDENCE_LABELS = {
     "ev_target": "published scores of this target on this task",
     "ev_target_type": "published scores of this target on other tasks of the type",
@@ -162,16 +166,19 @@ class RecordEvidence:
         c_own = np.where(idx >= 0, t["count"].to_numpy()[idx], 0.0)
         return s - s_own, c - c_own
 
-    def component_values(self, norm: pd.DataFrame, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
+    def component_values(self, norm: pd.DataFrame, rows: np.ndarray, langs: np.ndarray,
+                         grains: list[str] | None = None) -> pd.DataFrame:
         """Serving: evidence per component (query row `rows[i]`, language `langs[i]`), from the full record."""
+        grains = grains or EVIDENCE_FEATURES
         E = self.component_matrix(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
                                   norm["task_type"].to_numpy(dtype=object), norm["target"].to_numpy(dtype=object),
-                                  rows, langs)
-        return pd.DataFrame(E, columns=EVIDENCE_FEATURES, index=range(len(rows)))
+                                  rows, langs, grains)
+        return pd.DataFrame(E, columns=grains, index=range(len(rows)))
 
     def component_matrix(self, models: np.ndarray, tasks: np.ndarray, task_types: np.ndarray, targets: np.ndarray,
-                         rows: np.ndarray, langs: np.ndarray) -> np.ndarray:
-        """`component_values` from per-query arrays, as a float32 (components × EVIDENCE_FEATURES) array."""
+                         rows: np.ndarray, langs: np.ndarray, grains: list[str] | None = None) -> np.ndarray:
+        """`component_values` from per-query arrays, as a float32 (components × grains) array."""
+        grains = grains or EVIDENCE_FEATURES
         n = len(rows)
         tgt = np.asarray(targets, dtype=object)[rows]
         task = np.asarray(tasks, dtype=object)[rows]
@@ -179,7 +186,8 @@ class RecordEvidence:
         fam = _family(np.asarray(models, dtype=object))[rows]
         src = np.asarray(langs, dtype=object)
         if n < SMALL_N:
-            return self._component_matrix_small(tgt, task, ttype, fam, src)
+            full = self._component_matrix_small(tgt, task, ttype, fam, src)
+            return full[:, [GRAINS.index(g) for g in grains]]
         own = src == tgt
         out = {}
         s, c = self._lookup("ev_target", _keys(task, fam, tgt))
@@ -192,8 +200,8 @@ class RecordEvidence:
         out["ev_pair"] = np.where(own, np.nan, _mean(s, c))
         s, c = self._lookup("_pair_level", _keys(ttype, tgt))
         out["ev_pair_vs_others"] = out["ev_pair"] - _mean(s, c)
-        E = np.empty((n, len(EVIDENCE_FEATURES)), dtype=np.float32)
-        for j, f in enumerate(EVIDENCE_FEATURES):
+        E = np.empty((n, len(grains)), dtype=np.float32)
+        for j, f in enumerate(grains):
             E[:, j] = out[f]
         return E
 
@@ -226,12 +234,12 @@ class RecordEvidence:
             s2, c2 = d_pair.get(pair_head + sr + pair_tail, _NONE)
             ev_pair = s2 / c2 if c2 > 0 else nan
             values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level))
-        return np.array(values, dtype=np.float64).reshape(len(values), len(EVIDENCE_FEATURES)).astype(np.float32)
+        return np.array(values, dtype=np.float64).reshape(len(values), len(GRAINS)).astype(np.float32)
 
     def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
         """Training: like `component_values`, minus each row's own score (leave-one-out), then masked at random."""
         y = np.asarray(y, dtype=np.float64)
-        base = self.component_values(norm, rows, langs)
+        base = self.component_values(norm, rows, langs, GRAINS)
         keys = self._grain_keys(norm)
         yr = y[rows]
         tgt = norm["target"].to_numpy(dtype=object)[rows]
@@ -260,7 +268,7 @@ class RecordEvidence:
         tgt_hidden = np.isin(tgt.astype(str), list(hidden))
         src_hidden = np.isin(src.astype(str), list(hidden))
         # mask per query row (all components of a row alike), so a row is wholly in one regime per grain
-        row_mask = {g: rng.random(len(norm)) < self.mask_rate for g in EVIDENCE_FEATURES}
+        row_mask = {g: rng.random(len(norm)) < self.mask_rate for g in GRAINS}
         out["ev_target"] = np.where(tgt_hidden | row_mask["ev_target"][rows], np.nan, out["ev_target"])
         out["ev_target_type"] = np.where(tgt_hidden | row_mask["ev_target_type"][rows], np.nan, out["ev_target_type"])
         out["ev_source"] = np.where(src_hidden | row_mask["ev_source"][rows], np.nan, out["ev_source"])

@@ -63,7 +63,8 @@ class FeatureCache:
         if new.any():
             sub = df.loc[new.to_numpy()]
             X = featurize_observations(sub)
-            X["subword_overlap"] = _representative_overlap(sub)
+            for c, v in _representative_pair_columns(sub).items():
+                X[c] = v
             start = sum(len(b) for b in self._blocks)
             for i, k in enumerate(keys[new.to_numpy()]):
                 self._keys[k] = start + i
@@ -80,9 +81,11 @@ class FeatureCache:
 FEATURES = FeatureCache()
 
 
-def _representative_overlap(df: pd.DataFrame) -> np.ndarray:
-    """LITMUS subword overlap of each row's largest source with its target (NaN where LITMUS has none)."""
-    from features.featurize import subword_overlap
+def _representative_pair_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """For each row's largest source and its target: LITMUS subword overlap (NaN where LITMUS has none) and all six
+    URIEL distances (imputed like the model's), since the model itself sees only some of them."""
+    from features import typology
+    from features.featurize import impute_distances, subword_overlap
     from predictor.model import normalize_observations
     norm = normalize_observations(df)
     tgt = norm["target"].to_numpy(dtype=object)
@@ -90,7 +93,12 @@ def _representative_overlap(df: pd.DataFrame) -> np.ndarray:
     for cfg, t in zip(norm["train_config"], tgt):
         parts = [p.split(":") for p in cfg.split(";") if p and p.split(":")[0] != t]
         src.append(max(parts, key=lambda p: int(p[1]))[0] if parts else t)
-    return subword_overlap(norm["model"].to_numpy(dtype=object), np.asarray(src, dtype=object), tgt)
+    src = np.asarray(src, dtype=object)
+    out = {"subword_overlap": subword_overlap(norm["model"].to_numpy(dtype=object), src, tgt)}
+    dist = impute_distances(typology.pair_distances(src, tgt))
+    for k in DISTANCE_KINDS:
+        out[f"dist_{k}"] = np.where(src == tgt, 0.0, dist[k]).astype(np.float32)
+    return out
 
 
 def baseline_features(df: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from features.queries import combine, normalize, normalize_one, parse_count, par
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import top_reasons
-from predictor.intervals import ConformalIntervals, probability_best
+from predictor.intervals import ConformalIntervals, evidence_bins, probability_best
 from predictor.model import TransferRegressor
 from predictor.record import Record
 
@@ -85,6 +85,12 @@ class TransferPredictor:
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
         return self.model.contributions(X)
 
+    def _bins(self, X, tasks, targets) -> np.ndarray:
+        """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
+        ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
+            if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
+        return evidence_bins(self.record.regimes(tasks, targets), ev)
+
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
         for level in self.calibration.levels:
@@ -102,9 +108,9 @@ class TransferPredictor:
         score = np.full(len(queries), np.nan)
         bounds = {c: np.full(len(queries), np.nan) for c in ("lower80", "upper80", "lower90", "upper90")}
         if ok.any():
-            _, s = self._score(norm[ok])
+            X, s = self._score(norm[ok])
             score[ok] = s
-            regimes = self.record.regimes(norm.loc[ok, "task"], norm.loc[ok, "target"])
+            regimes = self._bins(X, norm.loc[ok, "task"], norm.loc[ok, "target"])
             for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy(), regimes).items():
                 bounds[c][ok] = v
         out["predicted_score"] = score
@@ -132,11 +138,11 @@ class TransferPredictor:
                               "task": np.full(len(sources), tspec.id, dtype=object),
                               "task_type": np.full(len(sources), tspec.task_type, dtype=object),
                               "target": targets})
-        _, scores, _ = self.model.score_components(Xc, rows, langs, frame,
+        X, scores, _ = self.model.score_components(Xc, rows, langs, frame,
                                                    num_threads=1 if len(rows) < 5000 else 2)
         out = pd.DataFrame({"predicted_score": scores})
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
-                                    self.record.regimes(np.full(len(targets), tspec.id), targets)).items():
+                                    self._bins(X, np.full(len(targets), tspec.id), targets)).items():
             out[c] = v
         return out
 
@@ -156,13 +162,13 @@ class TransferPredictor:
     def predict_one(self, query: dict) -> dict:
         """One prediction with its interval and two yardsticks: always-English and the syntactically closest source."""
         norm = self._one(query)
-        _, s = self._score(norm)
+        X, s = self._score(norm)
         score = float(s[0])
         answer = {"predicted_score": score, "query": _query_echo(norm.iloc[0])}
-        regime = self.record.regime(norm["task"].iloc[0], norm["target"].iloc[0])
-        answer["regime"] = regime
+        answer["regime"] = self.record.regime(norm["task"].iloc[0], norm["target"].iloc[0])
         answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"],
-                                                                  [regime]).items()})
+                                                                  self._bins(X, norm["task"], norm["target"])
+                                                                  ).items()})
         note = registry.assumed_size(query.get("model"))
         if note:
             answer["notes"] = [note]
@@ -262,19 +268,27 @@ class TransferPredictor:
         model_id, task_id, ttype = spec.id, tspec.id, tspec.task_type
         # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
         X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, size, kk, num_threads=1)
-        order = np.argsort(-scores, kind="stable")
+        # ties (the trees cannot tell two sources apart) go to the genetically closer one, then the given order
+        gen = X[:, self.feature_names.index("dist_genetic")] if isinstance(X, np.ndarray) else \
+            X["dist_genetic"].to_numpy()
+        order = np.lexsort((np.arange(len(scores)), gen, -np.round(scores, 9)))
         if top:
             order = order[:top]
         ranked = scores[order]
         regime = self.record.regime(task_id, target)
         cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
         cols["name"] = [resolve(c).name for c in cols["source"]]
-        for level in self.calibration.levels:  # one bin (regime × task type) for every candidate
-            h = float(self.calibration.halfwidth([regime], [ttype], level)[0])
+        bins = self._bins(X[order], np.full(len(order), task_id, dtype=object),
+                          np.full(len(order), target, dtype=object))
+        for level in self.calibration.levels:  # bin: regime (+ pair evidence) × task type
+            h = self.calibration.halfwidth(bins, np.full(len(order), ttype, dtype=object), level)
             tag = int(round(level * 100))
             cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
             cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
+        gap = self.calibration.best_set_gap(regime)
+        if gap is not None:  # the 90% best-source set: candidates within the calibrated gap of the leader
+            cols["in_best_set"] = ranked >= scores.max() - gap - 1e-9
         if reasons:
             explained = order[:reasons_top]
             contrib = self.model.contributions_matrix(X[explained])
@@ -301,10 +315,9 @@ class TransferPredictor:
         base = {k: v for k, v in query.items() if k not in ("k", "ks", "target_score")}
         norm0 = self._one(base)
         rows = self._with_k(norm0, ks)
-        scores = self._score(rows)[1]
+        Xk, scores = self._score(rows)
         a, b, r2 = fit_log_curve(ks, scores)
-        intervals = self._intervals(scores, rows["task_type"].to_numpy(),
-                                    self.record.regimes(rows["task"], rows["target"]))
+        intervals = self._intervals(scores, rows["task_type"].to_numpy(), self._bins(Xk, rows["task"], rows["target"]))
         points = [{"k": int(k), "score": float(s), **{c: float(v[i]) for c, v in intervals.items()}}
                   for i, (k, s) in enumerate(zip(ks, scores))]
         reach = None

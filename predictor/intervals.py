@@ -40,6 +40,14 @@ def _crepes_halfwidths(residuals: np.ndarray, bins: np.ndarray, levels) -> dict[
     return out
 
 
+def evidence_bins(regimes, ev_pair) -> np.ndarray:
+    """Calibration bin of each answer: its regime, and within the record regime whether the record also holds this
+    very source→target pair ('record+pair'): the more the record says, the narrower the interval may be."""
+    regimes = np.asarray(regimes, dtype=object)
+    pair = ~np.isnan(np.asarray(ev_pair, dtype=np.float64))
+    return np.where((regimes == "record") & pair, "record+pair", regimes).astype(object)
+
+
 def bin_keys(regimes, task_types) -> np.ndarray:
     return np.char.add(np.char.add(np.asarray(regimes, dtype=str), "|"), np.asarray(task_types, dtype=str))
 
@@ -104,7 +112,9 @@ class ConformalIntervals:
         for i, (k, r) in enumerate(zip(keys, regimes)):
             v = cache.get((k, r))
             if v is None:
-                v = (q.get(k) or q.get(r) or q["*"]).get(key, q["*"][key])
+                base = r.split("+")[0]
+                v = (q.get(k) or q.get(r) or q.get(f"{base}|{k.split('|', 1)[1]}") or q.get(base)
+                     or q["*"]).get(key, q["*"][key])
                 cache[(k, r)] = v
             out[i] = v
         return out

@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from features import registry
-from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
+from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
                                 _is_na, components, featurize_components, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, RecordEvidence
 from features.queries import normalize
@@ -122,10 +122,12 @@ def chance_levels(norm: pd.DataFrame) -> np.ndarray:
 class TransferRegressor(BaseEstimator, RegressorMixin):
     """LightGBM regressor of the transfer score (0–100): best component of the mix, monotone in data, floored."""
 
-    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.08, num_leaves: int = 31,
-                 max_depth: int = -1, min_child_samples: int = 20, subsample: float = 0.8,
+    # 120 trees of depth <= 6: as accurate as 300 unbounded ones out of fold (unseen-target RMSE 13.55 vs 13.68,
+    # seen-target 7.90 vs 7.56) at a quarter of the TreeSHAP cost that a ranking's reasons pay per request
+    def __init__(self, n_estimators: int = 120, learning_rate: float = 0.15, num_leaves: int = 31,
+                 max_depth: int = 6, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
-                 monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.3,
+                 monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -163,7 +165,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             "max_depth": self.max_depth, "min_data_in_leaf": self.min_child_samples, "bagging_fraction": self.subsample,
             "bagging_freq": 1, "feature_fraction": self.colsample_bytree, "lambda_l2": self.reg_lambda,
             "seed": self.random_state, "num_threads": self.n_jobs, "verbose": -1, "max_bin": 127,
-            "monotone_constraints": [1 if (self.monotone and f in MONOTONE_INCREASING + MONOTONE_EVIDENCE) else 0
+            "monotone_constraints": [(1 if f in MONOTONE_INCREASING + MONOTONE_EVIDENCE else
+                                      -1 if f in MONOTONE_DECREASING else 0) if self.monotone else 0
                                      for f in self.feature_names],
             "monotone_constraints_method": "intermediate",
         }

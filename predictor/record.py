@@ -17,6 +17,10 @@ from features.languages import all_languages
 
 REGIMES = ("record", "similarity")
 N_RELATIVES = 5
+# "Close" means the same genus: a genetic distance up to this (Zulu→Xhosa 0.0, Belarusian→Ukrainian 0.11,
+# Estonian→Finnish 0.18, Swedish→Danish 0.17); padding the list with distant languages of the same phylum (Shona or
+# Sotho for Xhosa, 0.3+) would crowd a ranking with guesses that are not relatives in any useful sense.
+RELATIVE_MAX_DISTANCE = 0.25
 
 
 def summarize(obs: pd.DataFrame) -> dict:
@@ -62,7 +66,8 @@ class Record:
 
 
 def closest_relatives(target: str, k: int = N_RELATIVES, among: frozenset = frozenset()) -> tuple[str, ...]:
-    """The k languages genetically closest to the target (ties: geographically closest) among the *resourced* ones:
+    """Up to k languages genetically closest to the target (ties: geographically closest), within
+    RELATIVE_MAX_DISTANCE, among the *resourced* ones:
     languages with text in a pretraining corpus xlt knows (mC4, CC-100, mBERT's Wikipedia) or a published result
     (`among`). A relative with neither (Southern Ndebele for Xhosa) is not a practical source: labelled data for it
     is unlikely to exist. Empty for a language outside URIEL's family tree."""
@@ -87,7 +92,7 @@ def _relatives(target: str, k: int, among: frozenset) -> tuple[str, ...]:
     codes = _resourced(among)
     d = typology.pair_distances(codes, np.full(len(codes), target, dtype=object))
     gen, geo = d["genetic"].astype(np.float64), d["geographic"].astype(np.float64)
-    ok = ~np.isnan(gen) & (gen < 1.0) & (codes != target)
+    ok = ~np.isnan(gen) & (gen <= RELATIVE_MAX_DISTANCE) & (codes != target)
     out: tuple[str, ...] = ()
     if ok.any():
         idx = np.flatnonzero(ok)

@@ -18,7 +18,7 @@ import pandas as pd
 from predictor import artifacts
 from predictor import record
 from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE, RECORD_FILE
-from predictor.intervals import ConformalIntervals
+from predictor.intervals import ConformalIntervals, evidence_bins
 from features.featurize import featurize_components, take_components
 from predictor.model import TransferRegressor, normalize_observations
 
@@ -53,12 +53,13 @@ def out_of_fold(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int = 5) -
     rl = row_languages(obs)
     tgt = obs["target"].astype(str).to_numpy()
     pred = np.full(len(obs), np.nan)
+    pair = np.full(len(obs), np.nan)
     for g in range(n_folds):
         held = [lang for lang, gg in part.items() if gg == g]
         test = np.isin(tgt, held)
         train = ~involving(obs, held, strict=True, _row_langs=rl)
-        pred[test] = _fit_predict(obs, comps, make_model, train, test)
-    return pred
+        pred[test], pair[test] = _fit_predict(obs, comps, make_model, train, test)
+    return pred, pair
 
 
 def out_of_fold_seen(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int = 5) -> np.ndarray:
@@ -70,16 +71,19 @@ def out_of_fold_seen(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int =
     fold_of = dict(zip(np.random.default_rng(0).permutation(uniq), np.arange(len(uniq)) % n_folds))
     folds = np.array([fold_of[k] for k in keys])
     pred = np.full(len(obs), np.nan)
+    pair = np.full(len(obs), np.nan)
     for g in range(n_folds):
         test = folds == g
-        pred[test] = _fit_predict(obs, comps, make_model, ~test, test)
-    return pred
+        pred[test], pair[test] = _fit_predict(obs, comps, make_model, ~test, test)
+    return pred, pair
 
 
 def _fit_predict(obs, comps, make_model, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     model = make_model().fit(obs.loc[train], components=take_components(comps, train))
     Xc, rows, langs = take_components(comps, test)
-    return model.score_components(Xc, rows, langs, normalize_observations(obs.loc[test]))[1]
+    X, score, _ = model.score_components(Xc, rows, langs, normalize_observations(obs.loc[test]))
+    pair = X["ev_pair"].to_numpy() if "ev_pair" in X.columns else np.full(len(X), np.nan)
+    return score, pair
 
 
 def within_target_residuals(obs: pd.DataFrame, resid: np.ndarray) -> np.ndarray:
@@ -100,19 +104,21 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
     params = params or {}
     make_model = lambda: TransferRegressor(**params)  # noqa: E731
 
-    oof = out_of_fold(obs, comps, make_model, n_folds)
-    seen = out_of_fold_seen(obs, comps, make_model, n_folds)
+    oof, _ = out_of_fold(obs, comps, make_model, n_folds)
+    seen, seen_pair = out_of_fold_seen(obs, comps, make_model, n_folds)
     y = obs["score"].to_numpy()
     resid = np.concatenate([y - oof, y - seen])
-    regimes = np.array(["similarity"] * len(obs) + ["record"] * len(obs), dtype=object)
+    regimes = np.concatenate([np.full(len(obs), "similarity", dtype=object),
+                              evidence_bins(np.full(len(obs), "record", dtype=object), seen_pair)])
     types = np.concatenate([obs["task_type"].to_numpy()] * 2)
     within = np.concatenate([within_target_residuals(obs, y - oof), within_target_residuals(obs, y - seen)])
     calib = ConformalIntervals().fit(resid, regimes, types, within)
     from predictor.model import ranking_key
     from predictor.protocols import single_source_mask
     single = np.concatenate([single_source_mask(obs)] * 2)  # the rows a ranking chooses among
+    coarse = np.array([r.split("+")[0] for r in regimes], dtype=object)
     calib.fit_best_set(np.concatenate([ranking_key(obs)] * 2)[single], np.concatenate([y, y])[single],
-                       np.concatenate([oof, seen])[single], regimes[single])
+                       np.concatenate([oof, seen])[single], coarse[single])
     metrics = {"oof_rmse": float(np.sqrt(np.nanmean((y - oof) ** 2))), "oof_mae": float(np.nanmean(np.abs(y - oof))),
                "oof_protocol": f"{n_folds} seeded language groups (predictor.protocols.language_partition): the "
                                "target is held out as target and inside mixes",

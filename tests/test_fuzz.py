@@ -186,7 +186,8 @@ query = st.fixed_dictionaries({
 # every model feature is defined for every component of every valid query: no feature whose presence says how studied
 # a language is (the design rule of issue 8); the record's evidence (ev_*) is the one deliberate exception
 ALWAYS_DEFINED = tuple(FEATURE_NAMES)
-SHARES = ("same_script", "same_family", "tgt_in_corpus", "in_language") + tuple(f"dist_{k}" for k in DISTANCE_KINDS)
+SHARES = ("same_script", "same_family", "tgt_in_corpus", "in_language") + tuple(
+    f for f in FEATURE_NAMES if f.startswith("dist_"))
 
 
 @FEW
@@ -212,7 +213,7 @@ def test_featurize_bounds_and_no_nan_leaks(queries):
         assert ((v >= -1e-5) & (v <= 1 + 1e-5)).all(), (c, v.min(), v.max())
     own = Xc["in_language"].to_numpy() == 1
     assert (langs[own] == good["target"].to_numpy()[rows[own]]).all()
-    assert (Xc.loc[own, [f"dist_{k}" for k in DISTANCE_KINDS]].to_numpy() == 0).all()
+    assert (Xc.loc[own, [f for f in FEATURE_NAMES if f.startswith("dist_")]].to_numpy() == 0).all()
     assert (Xc["log_source_size"] >= 0).all() and (Xc["log1p_other_sources"] >= 0).all()
     assert np.allclose(X["log1p_k"], np.log1p(good["k"].to_numpy(dtype=float)), rtol=1e-6)
 
@@ -224,6 +225,6 @@ def test_featurize_distances_symmetric_in_source_and_target(model, task, a, b):
     X = featurize(normalize(pd.DataFrame([{"model": model, "task": task, "source": a, "target": b},
                                           {"model": model, "task": task, "source": b, "target": a}]),
                             strict=True)[0])
-    for kind in DISTANCE_KINDS:
-        x, y = X[f"dist_{kind}"].to_numpy()
+    for kind in [f for f in FEATURE_NAMES if f.startswith("dist_")]:
+        x, y = X[kind].to_numpy()
         assert (math.isnan(x) and math.isnan(y)) or abs(x - y) < 1e-5, (kind, x, y)

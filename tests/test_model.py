@@ -68,4 +68,8 @@ def test_monotone_constraints_cover_every_data_amount(fitted):
     m, _, _ = fitted
     cons = dict(zip(m.feature_names_, m.lgb_params()["monotone_constraints"]))
     assert {f for f, c in cons.items() if c == 1} == {"log_source_size", "log1p_other_sources", "log1p_k",
-                                                        "n_source_languages", *EVIDENCE_FEATURES}
+                                                        "n_source_languages", "same_script", "same_family",
+                                                        "src_pretrain_log", "tgt_pretrain_log",
+                                                        "tgt_relative_pretrain_log", *EVIDENCE_FEATURES}
+    assert {f for f, c in cons.items() if c == -1} == {"dist_genetic", "dist_syntactic", "dist_geographic"}
+    assert "ev_source" not in cons, "a source's own record is a popularity proxy: not a model feature"
