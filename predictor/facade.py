@@ -31,9 +31,6 @@ CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.csv"
 RECORD_FILE = "record.json"
 MAX_CANDIDATES = 1000
-# exact candidate text -> canonical code, for spellings that resolved before (resolve_code is a pure function of the
-# text; this skips its checks for the 100 candidates of a ranking); bounded, emptied when full
-_RESOLVED: dict[str, str] = {}
 ENGLISH = "eng"
 
 
@@ -231,13 +228,15 @@ class TransferPredictor:
             if len(candidates) > MAX_CANDIDATES:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
             seen: dict[str, None] = {}  # insertion-ordered set
-            for i, c in enumerate(candidates):
-                code = _RESOLVED.get(c) if type(c) is str else None
-                if code is None:
-                    code = _field(resolve_code, c, f"candidates[{i}]")
-                    if len(_RESOLVED) >= 65536:
-                        _RESOLVED.clear()
-                    _RESOLVED[c] = code
+            for i, c in enumerate(candidates):  # _field's checks inline: no per-candidate field name unless it fails
+                if not isinstance(c, str):
+                    raise BadValue(f"candidates[{i}] must be a string, got {type(c).__name__}",
+                                   field=f"candidates[{i}]")
+                try:
+                    code = resolve_code(c)
+                except XltError as e:
+                    e.field = f"candidates[{i}]"
+                    raise
                 if code != target:
                     seen[code] = None
             if not seen and query.get("source") is None:
