@@ -286,3 +286,16 @@ def test_urielplus_table_when_built():
     assert got["version"] == man["version"]
     assert got["d"]["genetic"][0] < got["d"]["genetic"][1]   # German is closer to Dutch than to Japanese
     assert all(got["d"][k][0] is not None for k in T.DISTANCE_KINDS)
+
+
+def test_urielplus_lineage_knn_fills_from_relatives():
+    from features.build_urielplus import lineage_knn
+
+    # a, b share a two-level lineage; c, d another family; feature 0 observed for b and d only
+    paths = np.array([[0, 1], [0, 1], [2, 3], [2, 3]], dtype=np.int16)
+    geo = np.array([[1, 2], [1, 2], [2, 1], [2, 1]], dtype=np.uint16)
+    values = np.array([[0, 1], [1, 1], [0, 0], [0, 0]], dtype=bool)
+    observed = np.array([[False, True], [True, True], [False, True], [True, True]])
+    out, filled = lineage_knn(values, observed, paths, geo, k=1, pool=3, chunk=2)
+    assert out[0, 0] and not out[2, 0]           # a takes b's 1, c takes d's 0
+    assert (out[observed] == values[observed]).all() and filled.sum() == 2
