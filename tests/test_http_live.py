@@ -152,7 +152,8 @@ def test_chunked_upload_over_the_limit_is_413_json(predictor):
     with _serving(create_app(predictor, max_upload_mb=0.01)) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
 
-        def chunks():
+        def chunks():  # a well-formed multipart start, so the parser keeps reading until the limit stops it
+            yield b'--x\r\ncontent-disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
             for _ in range(40):
                 yield b"model,task,source,target\n" * 40
 

@@ -168,7 +168,9 @@ def test_import_is_fast():
     code = "import time; t=time.perf_counter(); import features.languages as L; L.resolve_code('sw'); " \
            "print(time.perf_counter()-t)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert float(out.stdout.strip()) < 0.3
+    # a guard against loading the alias tables eagerly (that took seconds), generous for a loaded 2-core box; the
+    # import time itself is measured by bench/coldstart.py
+    assert float(out.stdout.strip()) < 2.0
 
 
 # ---- every code the shared data uses -------------------------------------------------------------------------
