@@ -330,7 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPORTS)
     ap.add_argument("--readme", action="store_true",
                     help="only rewrite the README's accuracy table from <out>/accuracy.json (no evaluation)")
+    ap.add_argument("--rerender", action="store_true",
+                    help="recompute the headline and rewrite accuracy.md/json from the stored results (no evaluation)")
     args = ap.parse_args(argv)
+    if args.rerender:
+        js = json.loads((args.out / "accuracy.json").read_text())
+        write_reports(load_previous(args.out / "accuracy.json"), args.out, js["elapsed_s"], js["observations_rows"],
+                      meta=js)
+        print(f"re-rendered {args.out / 'accuracy.md'} and accuracy.json (headline) from the stored results")
+        return 0
     if args.readme:
         write_readme(json.loads((args.out / "accuracy.json").read_text()))
         print(f"rewrote the accuracy table of {README} from {args.out / 'accuracy.json'}")
@@ -431,7 +439,7 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
             for table, g in rr.protocols[pname]["goals"].items():
                 (op, goal), = g.values()
                 eng = _val(res[pname].get("always English", {}).get(table), "pl")
-                add(pname, table, "pl", op, goal, _val(mine(pname).get(table), "pl"),
+                add(pname, table, "PL < LangRankPlus's best", op, goal, _val(mine(pname).get(table), "pl"),
                     note=f"our always-English PL {eng:.2f}" if eng is not None else "")
     if mine("sumeval") and LITMUS in res["sumeval"]:
         for table in mine("sumeval"):
@@ -453,8 +461,8 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
         if who:
             for table, g in rr.protocols["langrank"]["goals"].items():
                 (op, goal), = g.values()
-                add("langrank", table, "ndcg3", op, goal, _val(res["langrank"][who].get(table), "ndcg3"), who=who,
-                    note="LangRank published")
+                add("langrank", table, "NDCG@3 > LangRank published", op, goal,
+                    _val(res["langrank"][who].get(table), "ndcg3"), who=who, note="LangRank published")
     if mine("unseen_dataset"):
         t = mine("unseen_dataset")
         below, pls, nds = 0, [], []
@@ -462,12 +470,14 @@ def headline(rr: RunResult, ours: str = OURS) -> list[dict]:
             pl = _val(t[table], "pl")
             rules = {k: _val(res["unseen_dataset"].get(f"closest {k}", {}).get(table), "pl") for k in DISTANCE_KINDS}
             rules = {k: v for k, v in rules.items() if v is not None}
-            if pl is None or not rules:
+            if pl is None:
+                continue
+            pls.append(pl)
+            nds.append(_val(t[table], "ndcg3"))
+            if not rules:
                 continue
             best = min(rules, key=rules.get)
             below += int(pl < rules[best])
-            pls.append(pl)
-            nds.append(_val(t[table], "ndcg3"))
             add("unseen_dataset", table, "PL < best single-distance rule", "<", rules[best], pl,
                 note=f"best rule: closest {best}")
         goals = rr.protocols["unseen_dataset"]["goals"]["matrices"]
@@ -595,8 +605,9 @@ def readme_table(acc: dict) -> str:
             who = {h["method"] for h in hs} - {OURS}
             L.append(f"| {regime} | {proto} | {metric}{' (' + ', '.join(who) + ')' if who else ''} | {goals} | "
                      f"{vals} | {met} of {len(hs)} |")
-    L += ["", f"Generated from `reports/accuracy.json` ({acc.get('generated', '?')}; `xlt evaluate --all` took "
-              f"{acc.get('elapsed_s', 0) / 60:.1f} min wall{'' if not acc.get('load') else ', load average ' + acc['load']}) "
+    L += ["", f"Generated from `reports/accuracy.json` ({acc.get('generated', '?')}, code {acc.get('code_version', '?')}; "
+              f"`xlt evaluate --all` took {acc.get('elapsed_s', 0) / 60:.1f} min wall"
+              f"{'' if not acc.get('load') else ', load average ' + acc['load'] + ' at the end'}) "
               "by `python -m predictor.evaluate --readme`; every baseline, interval and table is in "
               "`reports/accuracy.md`."]
     return "\n".join(L)
@@ -618,16 +629,35 @@ def write_readme(acc: dict, path: Path = README) -> None:
     _atomic_write(Path(path), text)
 
 
-def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int) -> None:
+def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int, meta: dict | None = None) -> None:
+    """accuracy.json + accuracy.md; `meta` (generated, cpu_s, load) keeps a re-rendered run's own timing facts."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     head = headline(rr)
-    payload = {"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "elapsed_s": round(elapsed, 1),
-               "cpu_s": round(time.process_time(), 1), "load": _load(),
+    meta = meta or {}
+    payload = {"generated": meta.get("generated") or time.strftime("%Y-%m-%d %H:%M:%S"),
+               "elapsed_s": round(elapsed, 1), "cpu_s": meta.get("cpu_s") or round(time.process_time(), 1),
+               "load": meta.get("load") or _load(), "code_version": meta.get("code_version") or CODE_VERSION,
                "observations_rows": n_obs, "relevance_convention": RELEVANCE_NOTE, "headline": head,
                "protocols": rr.protocols, "methods": rr.methods, "timings_s": rr.timings, "results": rr.results}
     _atomic_write(out / "accuracy.json", json.dumps(payload, indent=1, default=_json_default))
-    _atomic_write(out / "accuracy.md", render_markdown(rr, head, elapsed, n_obs))
+    _atomic_write(out / "accuracy.md", render_markdown(rr, head, elapsed, n_obs, payload["cpu_s"], payload["load"]))
+
+
+def _git_head() -> str:
+    """The commit the code was loaded from (+ '-dirty' when the tree differs): what a report measured."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "predictor", "features"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+CODE_VERSION = _git_head()   # taken when the module is imported, i.e. when the evaluated code was loaded
 
 
 def _load() -> str:
@@ -653,10 +683,12 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int) -> str:
+def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int, cpu_s: float | None = None,
+                    load: str | None = None) -> str:
+    cpu_s = time.process_time() if cpu_s is None else cpu_s
     L = ["# xlt accuracy report", "",
-         f"Generated by `xlt evaluate --all` in {elapsed / 60:.1f} min wall, {time.process_time() / 60:.1f} min CPU "
-         f"of this process (load average {_load()} at the end; the machine is shared), on {n_obs:,} trainable "
+         f"Generated by `xlt evaluate --all` in {elapsed / 60:.1f} min wall, {cpu_s / 60:.1f} min CPU "
+         f"of this process (load average {load or _load()} at the end; the machine is shared), on {n_obs:,} trainable "
          "observation rows. Regimes: seen languages with new configurations (`seen`), unseen languages (grouped "
          "leave-targets-out protocols), unseen dataset, unseen model family (see each section for the exact rule).",
          "", "## Headline: goal vs measured", "",

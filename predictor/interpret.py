@@ -58,8 +58,8 @@ def _design(rows: pd.DataFrame, X: pd.DataFrame, within: bool) -> tuple[np.ndarr
     y = rows["score"].to_numpy(float)
     Z = X.copy()
     if within:
-        from predictor.protocols import RANK_GROUP
-        g = rows[list(RANK_GROUP)].astype(str).agg("|".join, axis=1).to_numpy()
+        from predictor.model import ranking_key
+        g = ranking_key(rows)
         y = y - pd.Series(y).groupby(g).transform("mean").to_numpy()
         Z = Z - Z.groupby(g).transform("mean")
         Z = Z.loc[:, Z.std() > 1e-9]

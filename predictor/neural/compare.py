@@ -24,6 +24,7 @@ REPORT_METRICS = ("rmse", "mae", "spearman", "ndcg3", "top1", "regret", "pl")
 _LABELS = {"rmse": "RMSE", "mae": "MAE", "spearman": "Spearman", "ndcg3": "NDCG@3", "top1": "top-1",
            "regret": "regret", "pl": "PL%"}
 _BETTER_HIGH = {"spearman", "ndcg3", "top1"}
+EARLIER = "<!-- earlier measurements -->"
 
 
 def monotonicity_report(model, obs: pd.DataFrame, n_queries: int = 300, seed: int = 0) -> dict:
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         obs = P.load_observations()
         mono = monotonicity_report(NeuralTransferRegressor(**EVAL_PARAMS).fit(obs), obs)
     text = render(acc, (OURS, NEURAL), mono)
+    earlier = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    if EARLIER in earlier:   # earlier measurements (other feature sets, removed ensembles) are kept as evidence
+        text += "\n" + earlier[earlier.index(EARLIER):]
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
