@@ -91,8 +91,16 @@ def percentile(values, q: float) -> float:
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of a server process and its worker processes (`xlt serve --workers N` forks N)."""
     import psutil
-    return psutil.Process(pid).memory_info().rss / (1 << 20)
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / (1 << 20)
 
 
 class RawBoosters:

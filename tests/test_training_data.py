@@ -52,7 +52,7 @@ def test_committed_peer_table_holds_its_schema():
 
 
 def test_rebuild_is_byte_identical(tmp_path, capsys):
-    assert B.main(["--out-dir", str(tmp_path)]) == 0
+    assert B.run(out_dir=tmp_path) == 0
     out = capsys.readouterr().out
     assert "xpos_devries2022" in out and "conflicts resolved by source priority" in out
     for name in ("observations.csv", "exclusions.csv", "peer_langrank.csv", "README.md"):
@@ -184,6 +184,6 @@ def test_codes_are_canonical(obs):
 
 
 def test_cli_reports_a_missing_raw_dir(tmp_path, capsys):
-    assert B.main(["--raw-dir", str(tmp_path / "nope"), "--out-dir", str(tmp_path)]) == 2
+    assert B.run(raw_dir=tmp_path / "nope", out_dir=tmp_path) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "observations.csv").exists()
