@@ -44,10 +44,21 @@ def make_request(kind: str, rng: random.Random) -> tuple[str, str, dict]:
         return "POST", "/batch", {"files": {"file": ("q.csv", csv, "text/csv")}}
     if kind == "health":
         return "GET", "/health", {}
+    if kind == "plot":
+        path = rng.choice(["/explain/plot.png", "/plots/curve.png"])
+        return "GET", path, {"params": q}
+    if kind == "plan":
+        body = {k: q[k] for k in ("model", "task", "target")}
+        body.update(candidates=rng.sample([l for l in LANGS if l != q["target"]], 4), budget=rng.choice([500, 5000]),
+                    steps=5)
+        return "POST", "/plan", {"json": body}
     raise ValueError(kind)
 
 
 DEFAULT_MIX = {"rank": 3, "predict": 4, "explain": 2, "batch": 1}
+# every endpoint a user drives, plots and the planner included, plus liveness probes (issue 9's mixed load)
+FULL_MIX = {"rank": 3, "predict": 4, "explain": 2, "batch": 1, "plot": 1, "plan": 1, "health": 1}
+NO_PLOTS_MIX = {k: v for k, v in FULL_MIX.items() if k != "plot"}
 
 
 @dataclass
