@@ -101,7 +101,28 @@ def write_report(table: list[tuple], raw: dict, started: str, machine: str, quic
     tmp = REPORT.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, REPORT)
+    write_readme_section(table, started, machine, when)
     return REPORT
+
+
+README = ROOT / "README.md"
+MARKERS = ("<!-- performance:start -->", "<!-- performance:end -->")
+
+
+def write_readme_section(table: list[tuple], started: str, machine: str, when: dict) -> None:
+    """The README's performance table is this run's table (goal | measured | met?), never a hand-copied figure."""
+    if not README.exists():
+        return
+    text = README.read_text()
+    a, b = MARKERS
+    if a not in text or b not in text:
+        return
+    met = lambda m: "—" if m is None else ("yes" if m else "no")  # noqa: E731
+    rows = [f"| {goal} | {measured} | {met(m)} |".replace("\n", " ") for _, goal, measured, m, _ in table]
+    section = "\n".join([a, f"From `make bench` (`bench/run_all.py`, model `{_model_version()}`), started {started} "
+                         f"on {machine}; causes of misses and raw figures in `reports/performance.md`.", "",
+                         "| goal | measured | met? |", "|---|---|---|", *rows, b])
+    README.write_text(text[: text.index(a)] + section + text[text.index(b) + len(b):])
 
 
 def _cause(goal: str, raw: dict) -> str:
