@@ -127,7 +127,7 @@ def booster_and_matrix(predictor, norm):
 
     model = getattr(predictor, "model", None)
     if model is not None and hasattr(model, "booster_"):
-        X = predictor._features(norm)
+        X = predictor._score(norm)[0]  # the best component of each query: what the booster scores
         boosters = RawBoosters([model.booster_, getattr(model, "deviation_booster_", None)])
         return boosters, X[list(predictor.feature_names)].to_numpy(dtype=np.float32)
     from features.featurize import FEATURE_NAMES, featurize  # older facade: booster + featurize directly
