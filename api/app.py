@@ -198,8 +198,22 @@ class Admission:
             async with self.pools[name].slot():
                 await self.app(scope, receive, send)
         except Busy as exc:
+            # read what the client is sending and throw it away first (for at most half a second, nothing kept): a
+            # client still sending its body when the socket closes sees a reset connection, not the 503 and its
+            # Retry-After; one that sends nothing (or too slowly) is answered after the half second anyway
+            try:
+                await asyncio.wait_for(_discard_body(receive), timeout=0.5)
+            except (Exception, asyncio.TimeoutError):
+                pass
             await _send_json(send, 503, error_body(["server"], str(exc), "busy"),
                              [(b"retry-after", str(exc.retry_after).encode()), (b"connection", b"close")])
+
+
+async def _discard_body(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 class CatchAll:
