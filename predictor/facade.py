@@ -268,8 +268,7 @@ class TransferPredictor:
         # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
         X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, size, kk, num_threads=1)
         # ties (the trees cannot tell two sources apart) go to the genetically closer one, then the given order
-        gen = X[:, self.feature_names.index("dist_genetic")] if isinstance(X, np.ndarray) else \
-            X["dist_genetic"].to_numpy()
+        gen = X[:, self.feature_names.index("dist_genetic")]
         order = np.lexsort((np.arange(len(scores)), gen, -np.round(scores, 9)))
         if top:
             order = order[:top]

@@ -150,14 +150,6 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def feature_names(self) -> list[str]:
         return list(FEATURE_NAMES) + (EVIDENCE_FEATURES if self.evidence else [])
 
-    def _with_evidence(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
-                       y: np.ndarray | None = None) -> pd.DataFrame:
-        """Static component features plus the record's evidence (leave-one-out and masked when y is given)."""
-        if not self.evidence:
-            return Xc
-        E = (self.evidence_.component_values(norm, rows, langs) if y is None
-             else self.evidence_.training_values(norm, y, rows, langs))
-        return pd.concat([Xc.reset_index(drop=True), E.reset_index(drop=True)], axis=1)
 
     def lgb_params(self) -> dict:
         return {
@@ -180,9 +172,10 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         norm = normalize_observations(obs)
         Xc, rows, langs = featurize_components(norm) if components is None else components
         y = obs["score"].to_numpy(dtype=np.float64) if y is None else np.asarray(y, dtype=np.float64)
-        if self.evidence:
+        if self.evidence:  # leave-one-out and masked: training evidence (serving adds it in `_matrix`)
             self.evidence_ = RecordEvidence(self.mask_rate, self.language_mask_rate, self.random_state).fit(norm, y)
-            Xc = self._with_evidence(Xc, rows, langs, norm, y)
+            E = self.evidence_.training_values(norm, y, rows, langs)
+            Xc = pd.concat([Xc.reset_index(drop=True), E.reset_index(drop=True)], axis=1)
         w = dataset_weights(obs, self.weight_power) if "dataset" in obs.columns else np.ones(len(obs))
         self.inlang_min_k_ = self._inlang_start(norm)
         n = len(norm)
@@ -195,7 +188,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             self.booster_ = lgb.train(self.lgb_params(), data, num_boost_round=self.n_estimators)
             self.feature_names_ = list(self.feature_names)
             if round_ < self.em_rounds:
-                pick = representative(Xc, rows, n, self._component_scores(arr, rows, norm))
+                comp = self._scores(arr, rows, chance_levels(norm), norm["task_type"].to_numpy(dtype=object))
+                pick = representative(Xc, rows, n, comp)
         return self
 
     def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
@@ -212,14 +206,10 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         span = np.maximum(np.log1p(full) - start, 1e-9)
         return np.clip((np.log1p(k) - start) / span, 0.0, 1.0)
 
-    def _component_scores(self, arr: np.ndarray, rows: np.ndarray, norm: pd.DataFrame,
-                          num_threads: int | None = None) -> np.ndarray:
-        """Final score of every component: trees, then the in-language learning-curve start, chance floor, 0–100."""
-        return self._scores(arr, rows, chance_levels(norm), norm["task_type"].to_numpy(dtype=object), num_threads)
-
     def _scores(self, arr: np.ndarray, rows: np.ndarray, chance: np.ndarray, task_types: np.ndarray,
                 num_threads: int | None = None) -> np.ndarray:
-        """`_component_scores` from per-query arrays (chance level and task type of each query)."""
+        """Final score of every component (chance level and task type given per query): trees, then the
+        in-language learning-curve start, chance floor, 0–100."""
         raw = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
         floor = chance[rows]
         own = arr[:, self.feature_names_.index("in_language")] > 0.5
@@ -233,7 +223,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def _matrix(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, models: np.ndarray,
                 tasks: np.ndarray, task_types: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """The model's float32 input (components × feature_names_): static features (FEATURE_NAMES order) plus the
-        record's evidence, from per-query arrays; what `_with_evidence` + column selection give, without frames."""
+        record's evidence (serving values: the full record), from per-query arrays, without frames."""
         names = list(FEATURE_NAMES)
         full = static
         if self.evidence:
