@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
-import time
 
 import pytest
+from conftest import serving
 
 BOUNDARY = "xltboundary"
 ROW = b"xlm-r-large,xnli,en,sw\n"
@@ -17,24 +15,10 @@ ROW = b"xlm-r-large,xnli,en,sw\n"
 @pytest.fixture(scope="module")
 def small_server(predictor):
     """uvicorn with a 1 MB body limit on a free loopback port; yields (host, port)."""
-    import uvicorn
-
     from api.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(predictor, max_upload_mb=1), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield "127.0.0.1", port
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(predictor, max_upload_mb=1)) as port:
+        yield "127.0.0.1", port
 
 
 def _multipart_parts(n_rows: int, piece_rows: int = 5_000):

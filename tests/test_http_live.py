@@ -3,7 +3,6 @@ connection usable, a stalled upload gets 408, /batch admission refuses before th
 `xlt serve --workers N` runs N processes that each answer (issue 9)."""
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -11,12 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serving as _serving
 
 Q = {"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "en"}
 
@@ -25,25 +24,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serving(app):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _read_response(sock: socket.socket, timeout: float) -> tuple[int, dict, bytes]:
