@@ -129,7 +129,7 @@ class BodyLimit:
                 break
         seen = 0
         body_done = False
-        started = False
+        tracked = _TrackedSend(send)
 
         async def limited_receive():
             nonlocal seen, body_done
@@ -147,20 +147,14 @@ class BodyLimit:
                 body_done = not message.get("more_body", False)
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except _TooLarge:
-            if not started:
+            if not tracked.started:
                 await self._too_large(send)
         except _ReadTimeout:
             log.warning("request body on %s not received within %.0f s", scope.get("path"), self.read_timeout_s)
-            if not started:
+            if not tracked.started:
                 await _send_json(send, 408, error_body(["body"], f"request body not received within "
                                                        f"{self.read_timeout_s:g} s", "timeout"),
                                  [(b"connection", b"close")])
@@ -216,6 +210,20 @@ async def _discard_body(receive) -> None:
             return
 
 
+class _TrackedSend:
+    """`send`, remembering whether the response has begun: after that a middleware can no longer answer an error
+    itself, only let the connection close."""
+
+    def __init__(self, send):
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message):
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class CatchAll:
     """Pure ASGI middleware, innermost: an exception no handler took becomes a JSON 500 (a reference, no traceback)
     *here*, so the server sees a finished response. (Starlette's own last-resort handler answers and then re-raises,
@@ -227,7 +235,7 @@ class CatchAll:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started = False
+        tracked = _TrackedSend(send)
         body_done = scope.get("method") in ("GET", "HEAD")
 
         async def tracking_receive():
@@ -237,18 +245,12 @@ class CatchAll:
                 body_done = True
             return message
 
-        async def tracking_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, tracking_receive, tracking_send)
+            await self.app(scope, tracking_receive, tracked)
         except Exception:
             ref = secrets.token_hex(4)
             log.exception("unhandled error (ref %s) on %s %s", ref, scope.get("method"), scope.get("path"))
-            if started:  # part of the answer is out: only closing the connection tells the client it is cut
+            if tracked.started:  # part of the answer is out: only closing the connection tells the client it is cut
                 raise
             # an unread request body cannot be skipped on a kept-alive connection: say it closes
             await _send_json(send, 500, error_body(["server"], f"internal error (ref {ref}): a bug in xlt, logged "
