@@ -9,7 +9,10 @@ from features.evidence import EVIDENCE_LABELS
 from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
 from features.registry import TASK_TYPES
 
-FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS}
+# not a tree feature: the record's offset for this (model, task, target) added to the trees' output
+RECORD_RESIDUAL = "record_residual"
+FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
+                  RECORD_RESIDUAL: "published results of this target vs. the trees"}
 
 
 def describe(feature: str, value: float) -> str:
@@ -17,7 +20,7 @@ def describe(feature: str, value: float) -> str:
     label = FEATURE_LABELS.get(feature, feature)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
-    if feature == "ev_pair_vs_others":
+    if feature in ("ev_pair_vs_others", RECORD_RESIDUAL):
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):
         return f"{label}: {value:.1f}"
@@ -35,7 +38,7 @@ def describe(feature: str, value: float) -> str:
     if feature == "task_type":
         i = int(value)
         return f"task type {TASK_TYPES[i] if 0 <= i < len(TASK_TYPES) else value}"
-    if feature in ("log_source_size", "log1p_k", "log1p_other_sources"):
+    if feature in ("log_source_size", "log1p_k", "log1p_other_sources", "log1p_other_related"):
         return f"{label}: {math.expm1(value):,.0f}"
     if feature in ("src_pretrain_log", "tgt_pretrain_log", "tgt_relative_pretrain_log"):
         return f"{label}: {math.expm1(value) / 1e4:.3g}%"

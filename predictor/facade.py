@@ -21,7 +21,7 @@ from features.languages import resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
-from predictor.explain import top_reasons
+from predictor.explain import RECORD_RESIDUAL, top_reasons
 from predictor.intervals import ConformalIntervals, evidence_bins, probability_best
 from predictor.model import TransferRegressor
 from predictor.record import Record
@@ -370,14 +370,21 @@ class TransferPredictor:
         X, final = self._score(norm)
         contrib = self._contrib(X)[0]
         values = X.to_numpy(dtype=np.float64)[0]
+        names = list(self.feature_names)
         prediction = float(self.model.raw(X, num_threads=1)[0])
+        offset = float(self.model.query_offsets(norm)[0])
+        if offset != 0.0:  # the record's residual for this target: one more additive term, so Σ still adds up
+            names.append(RECORD_RESIDUAL)
+            contrib = np.concatenate([contrib[:-1], [offset], contrib[-1:]])
+            values = np.append(values, offset)
+            prediction += offset
         return {
             "base_value": float(contrib[-1]),
-            "contributions": {f: float(c) for f, c in zip(self.feature_names, contrib[:-1])},
-            "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(self.feature_names, values)},
+            "contributions": {f: float(c) for f, c in zip(names, contrib[:-1])},
+            "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(names, values)},
             "prediction": prediction,
             "predicted_score": float(final[0]),
-            "reasons": top_reasons(contrib, values, 3, feature_names=self.feature_names),
+            "reasons": top_reasons(contrib, values, 3, feature_names=names),
             "query": _query_echo(norm.iloc[0]),
         }
 

@@ -28,6 +28,7 @@ from features import registry
 from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
                                 _is_na, components, featurize_components, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, RecordEvidence
+from predictor.residuals import RecordResiduals
 from features.queries import normalize
 
 OBS_QUERY_COLUMNS = ["model", "task", "task_type", "target", "train_config", "k"]
@@ -128,7 +129,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  max_depth: int = 6, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
-                 language_mask_rate: float = 0.25, random_state: int = 0, n_jobs: int = 2):
+                 language_mask_rate: float = 0.25, record_residuals: bool = True, random_state: int = 0,
+                 n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -143,6 +145,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.evidence = evidence
         self.mask_rate = mask_rate
         self.language_mask_rate = language_mask_rate
+        self.record_residuals = record_residuals
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -171,6 +174,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
 
         norm = normalize_observations(obs)
         Xc, rows, langs = featurize_components(norm) if components is None else components
+        static = Xc[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
         y = obs["score"].to_numpy(dtype=np.float64) if y is None else np.asarray(y, dtype=np.float64)
         if self.evidence:  # leave-one-out and masked: training evidence (serving adds it in `_matrix`)
             self.evidence_ = RecordEvidence(self.mask_rate, self.language_mask_rate, self.random_state).fit(norm, y)
@@ -190,6 +194,10 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             if round_ < self.em_rounds:
                 comp = self._scores(arr, rows, chance_levels(norm), norm["task_type"].to_numpy(dtype=object))
                 pick = representative(Xc, rows, n, comp)
+        self.residuals_ = RecordResiduals()
+        if self.record_residuals:  # what the served trees (full-record evidence) still miss on the record's rows
+            fitted = self._score_matrix(static, np.asarray(rows), langs, norm)[1]
+            self.residuals_.fit(norm, y - fitted)
         return self
 
     def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
@@ -207,10 +215,12 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         return np.clip((np.log1p(k) - start) / span, 0.0, 1.0)
 
     def _scores(self, arr: np.ndarray, rows: np.ndarray, chance: np.ndarray, task_types: np.ndarray,
-                num_threads: int | None = None) -> np.ndarray:
-        """Final score of every component (chance level and task type given per query): trees, then the
-        in-language learning-curve start, chance floor, 0–100."""
+                num_threads: int | None = None, offset: np.ndarray | None = None) -> np.ndarray:
+        """Final score of every component (chance level, task type and record offset given per query): trees plus
+        the record's offset, then the in-language learning-curve start, chance floor, 0–100."""
         raw = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
+        if offset is not None:
+            raw = raw + offset[rows]
         floor = chance[rows]
         own = arr[:, self.feature_names_.index("in_language")] > 0.5
         if own.any():
@@ -239,7 +249,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """(float32 feature row of each query's best component, its score, which component): numpy throughout."""
         q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
         arr = self._matrix(static, rows, langs, *q)
-        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads)
+        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm))
         n = len(norm)
         pick = representative(None, rows, n, comp)
         ok = pick >= 0
@@ -294,7 +304,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads)
+                            num_threads, np.full(n, self._residuals().offset(model, task, target, k)))
         if not extra:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
@@ -304,6 +314,15 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         X = arr[:n].copy()
         X[own_wins] = arr[n]
         return X, np.where(own_wins, own_score, src)
+
+    def _residuals(self) -> RecordResiduals:
+        return getattr(self, "residuals_", None) or RecordResiduals()
+
+    def query_offsets(self, norm: pd.DataFrame) -> np.ndarray:
+        """The record's offset for each canonical query (0 where the record has no row for its model, task and
+        target): added to the trees' output of every component (`predictor.residuals`)."""
+        return self._residuals().offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
+                                         norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64))
 
     def predict(self, obs: pd.DataFrame) -> np.ndarray:
         return self.score_queries(normalize_observations(obs))[1]
@@ -328,6 +347,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                                                   "inlang_min_k": self.inlang_min_k_}, indent=1)}
         if self.evidence:
             files["evidence.csv"] = self.evidence_.to_csv()
+        if self.record_residuals:
+            files["residuals.csv"] = self._residuals().to_csv()
         return files
 
     @classmethod
@@ -344,4 +365,6 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             model.evidence_ = RecordEvidence.from_csv(files["evidence.csv"].decode(), mask_rate=model.mask_rate,
                                                       language_mask_rate=model.language_mask_rate,
                                                       random_state=model.random_state)
+        model.residuals_ = (RecordResiduals.from_csv(files["residuals.csv"].decode())
+                            if model.record_residuals and "residuals.csv" in files else RecordResiduals())
         return model
