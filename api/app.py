@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import sys
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -340,6 +341,9 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
             except ModelNotReady as e:
                 log.error("model not ready: %s", e)
                 app.state.predictor, app.state.load_error = None, f"model not ready: {public_message(str(e))}"
+        if app.state.predictor is not None and hasattr(app.state.predictor, "treeshap"):
+            # the tabulated TreeSHAP (~0.2 s) is built beside the first requests, not in the first /rank's time
+            threading.Thread(target=app.state.predictor.treeshap, name="xlt-treeshap", daemon=True).start()
         yield
         for pool in app.state.pools.values():
             pool.close()

@@ -6,7 +6,9 @@ request is a one-row table. Loading verifies the manifest's sha256 of every file
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +27,9 @@ from predictor.explain import RECORD_RESIDUAL, top_reasons
 from predictor.intervals import ConformalIntervals, evidence_bins, probability_best
 from predictor.model import TransferRegressor
 from predictor.record import Record
+from predictor.treeshap import TreeShap
+
+log = logging.getLogger("xlt.predictor")
 
 MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
@@ -51,6 +56,9 @@ class TransferPredictor:
         # Bounded by count: one entry is a ~100-row frame with reasons (tens of kB); the API keeps its own byte-capped
         # answer cache, so this memo only needs to cover bursts of the same question from the CLI or the page.
         self._rank_memo = lru_cache(maxsize=256)(self._rank_compute)
+        self._treeshap: TreeShap | None = None
+        self._treeshap_built = False
+        self._treeshap_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -80,7 +88,35 @@ class TransferPredictor:
         return self.model.score_queries(norm, num_threads=1 if len(norm) < 5000 else 2)
 
     def _contrib(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model.contributions(X)
+        return self._contrib_matrix(X[self.feature_names].to_numpy(dtype=np.float32))
+
+    def _contrib_matrix(self, arr: np.ndarray) -> np.ndarray:
+        """TreeSHAP (rows, features + 1; last column the base value) of float32 rows in `feature_names` order:
+        the tabulated numpy explainer (`predictor.treeshap`, a fraction of LightGBM's cost for a few rows), or
+        LightGBM's `pred_contrib` for a model it does not cover."""
+        shap = self.treeshap()
+        return shap(arr) if shap is not None else self.model.contributions_matrix(arr)
+
+    def treeshap(self) -> TreeShap | None:
+        """The tabulated TreeSHAP explainer, built once on first use (~0.2 s; the API builds it at start-up) and
+        checked against LightGBM's `pred_contrib` on background rows, a row of zeros and one of missing values;
+        None (LightGBM's own is used) when the model is out of its reach or they disagree."""
+        if not self._treeshap_built:
+            with self._treeshap_lock:
+                if not self._treeshap_built:
+                    n = len(self.feature_names)
+                    check = [np.zeros((1, n)), np.full((1, n), np.nan)]
+                    if self.background is not None:
+                        check.insert(0, self.background[self.feature_names].to_numpy(dtype=np.float64)[:64])
+                    try:
+                        self._treeshap = TreeShap.build(self.model.booster_, check=np.concatenate(check))
+                    except Exception:  # any surprise in the dump: LightGBM's own TreeSHAP stays in use
+                        log.exception("tabulated TreeSHAP not built; using LightGBM's pred_contrib")
+                        self._treeshap = None
+                    if self._treeshap is None:
+                        log.warning("tabulated TreeSHAP does not cover this model; using LightGBM's pred_contrib")
+                    self._treeshap_built = True
+        return self._treeshap
 
     def _bins(self, X, tasks, targets) -> np.ndarray:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
@@ -289,7 +325,7 @@ class TransferPredictor:
             cols["in_best_set"] = ranked >= scores.max() - gap - 1e-9
         if reasons:
             explained = order[:reasons_top]
-            contrib = self.model.contributions_matrix(X[explained])
+            contrib = self._contrib_matrix(X[explained])
             # Reasons say why this source beats the others: SHAP minus the mean over all candidates' SHAP, where
             # the mean is estimated on the explained rows (target-level features cancel out either way).
             mean = contrib.mean(axis=0) if len(explained) > 1 else None

@@ -1,0 +1,268 @@
+"""TreeSHAP for a handful of rows in numpy: the values LightGBM's `pred_contrib` gives, at a fraction of the cost.
+
+Why: a ranking's reasons need SHAP for its top 5 rows, and LightGBM's path-dependent TreeSHAP costs ~0.4 ms a row on
+the shipped model (120 trees of depth 6): two thirds of a fresh /rank's compute. TreeSHAP's value function factorises
+over a leaf's path: with F the distinct features on the path to leaf l (d of them), z_f the product of the cover
+fractions of the path's splits on f (`child count / node count`, as LightGBM's `data_count`) and o_f ∈ {0, 1} whether
+the row satisfies all of them, leaf l adds to feature j ∈ F
+
+    v_l · (o_j − z_j) · Σ_{S ⊆ F∖{j}} |S|!(d−1−|S|)!/d! · Π_{f∈S} o_f · Π_{f∈F∖{j}∖S} z_f
+
+which depends on the row only through the pattern o ∈ {0,1}^d (Yang 2021, "Fast TreeSHAP", algorithm v2). So the
+value of every (leaf, pattern, path feature) is tabulated once at load (~11 MB for 3k leaves of depth ≤ 6), and a
+row costs its decision at every split, one pattern per leaf and a table look-up: no recursion, no per-row O(D²) work.
+
+Exactness: the table holds the same sums LightGBM's recursion computes, in another order (differences ~1e-12). The
+decision rule at a split is LightGBM's (numerical: NaN → 0 unless the missing type is NaN, zero/NaN missing values
+take the default side, else `x <= threshold`; categorical: NaN or negative → right, else the category's bit). A
+built explainer checks itself against `pred_contrib` on the rows it is given before it is used
+(`TreeShap.build(..., check=rows)` returns None on any disagreement, and the caller keeps LightGBM's).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_PATH_FEATURES = 8          # 2^8 patterns a leaf; deeper trees fall back to LightGBM
+MAX_TABLE_ENTRIES = 4_000_000  # float64 entries (32 MB); a bigger model falls back to LightGBM
+_ZERO = 1e-35                  # LightGBM's kZeroThreshold
+
+
+class TreeShap:
+    """Path-dependent TreeSHAP of a LightGBM booster's trees, tabulated per leaf and decision pattern."""
+
+    def __init__(self, n_features: int, nodes: dict, leaves: dict, table: np.ndarray, bias: float, n_bits: int):
+        self.n_features = n_features
+        self._nodes = nodes      # per split: feature, threshold, flags (numerical) / category bitsets
+        self._leaves = leaves    # per leaf: path split columns, pattern bit of each, feature of each bit
+        self._table = table      # (leaves · 2^n_bits, n_bits): contribution of each bit's feature
+        self.bias = bias
+        self.n_bits = n_bits
+        self._cols: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, booster, check: np.ndarray | None = None, tol: float = 1e-7) -> "TreeShap | None":
+        """The explainer for `booster`, or None when its trees are out of this method's reach (too deep, too many
+        leaves, linear trees, several outputs) or when it disagrees with `pred_contrib` on the `check` rows."""
+        model = booster.dump_model()
+        if model.get("num_class", 1) != 1 or model.get("num_tree_per_iteration", 1) != 1 \
+                or model.get("average_output"):
+            return None
+        n_features = int(model["max_feature_idx"]) + 1
+        trees = model["tree_info"]
+        split_feature, threshold, default_left, missing_nan, missing_zero = [], [], [], [], []
+        cat_sets: dict[int, list[int]] = {}
+        leaf_paths, leaf_values = [], []
+        bias = 0.0
+        for t in trees:
+            root = t["tree_structure"]
+            if "leaf_value" in root and "split_index" not in root:  # a one-leaf tree: only the base value
+                bias += float(root["leaf_value"])
+                continue
+            total = float(root["internal_count"])
+            stack = [(root, [])]  # (node, path: list of (split id, goes left, cover fraction))
+            while stack:
+                node, path = stack.pop()
+                if "split_index" not in node:
+                    if "leaf_coeff" in node:  # linear trees: not TreeSHAP's model
+                        return None
+                    leaf_paths.append(path)
+                    leaf_values.append(float(node["leaf_value"]))
+                    bias += float(node["leaf_value"]) * float(node["leaf_count"]) / total
+                    continue
+                sid = len(split_feature)
+                split_feature.append(int(node["split_feature"]))
+                count = float(node["internal_count"])
+                if node["decision_type"] == "==":
+                    threshold.append(np.nan)
+                    cat_sets[sid] = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
+                else:
+                    threshold.append(float(node["threshold"]))
+                default_left.append(bool(node.get("default_left", False)))
+                missing_nan.append(node.get("missing_type") == "NaN")
+                missing_zero.append(node.get("missing_type") == "Zero")
+                for child, left in ((node["left_child"], True), (node["right_child"], False)):
+                    c = float(child["internal_count"] if "split_index" in child else child["leaf_count"])
+                    stack.append((child, path + [(sid, left, c / count if count > 0 else 0.0)]))
+        feats = np.asarray(split_feature, dtype=np.int64)
+        # unique path features per leaf: the pattern's bits
+        n_leaves = len(leaf_paths)
+        uniq = []
+        for path in leaf_paths:
+            order: dict[int, int] = {}
+            for sid, _, _ in path:
+                order.setdefault(split_feature[sid], len(order))
+            uniq.append(order)
+        n_bits = max([len(u) for u in uniq] + [1])
+        if n_bits > MAX_PATH_FEATURES or n_leaves * (1 << n_bits) * n_bits > MAX_TABLE_ENTRIES:
+            return None
+        # the row's pattern at a leaf: for each path feature (bit), whether the row goes the path's way at every
+        # split of the path on it. Steps are laid out leaf by leaf, bit by bit, so one AND-reduce over runs of steps
+        # gives every (leaf, bit) at once; a step is the column "went this way" (2·split + 0 left / 1 right).
+        step_col, run_start, run_slot, zero, bit_feature = [], [], [], [], []
+        for i, (path, order) in enumerate(zip(leaf_paths, uniq)):
+            z = [1.0] * n_bits                           # z_f; padding bits are null players (z = o = 1)
+            by_bit: dict[int, list[int]] = {}
+            for sid, left, frac in path:
+                b = order[split_feature[sid]]
+                by_bit.setdefault(b, []).append(2 * sid + (0 if left else 1))
+                z[b] *= frac
+            for b in sorted(by_bit):
+                run_start.append(len(step_col))
+                run_slot.append(i * 8 + b)
+                step_col.extend(by_bit[b])
+            zero.append(z)
+            bf = [n_features] * n_bits                   # padding → a dropped column
+            for f, b in order.items():
+                bf[b] = f
+            bit_feature.append(bf)
+        zero = np.asarray(zero, dtype=np.float64).reshape(n_leaves, n_bits)
+        bit_feature = np.asarray(bit_feature, dtype=np.int64).reshape(n_leaves, n_bits)
+        table = _tabulate(np.asarray(leaf_values), zero, n_bits)
+        thr = np.asarray(threshold, dtype=np.float64)
+        dl, mnan = np.asarray(default_left, dtype=bool), np.asarray(missing_nan, dtype=bool)
+        nodes = {"feature": feats, "threshold": thr, "default_left": dl,
+                 "nan_left": np.where(mnan, dl, 0.0 <= thr),  # a NaN is 0 unless NaN is the missing type
+                 "zero_split": np.asarray(missing_zero, dtype=bool), "categorical": _category_bits(cat_sets)}
+        leaves = {"step_col": np.asarray(step_col, dtype=np.int64), "run_start": np.asarray(run_start, dtype=np.int64),
+                  "run_slot": np.asarray(run_slot, dtype=np.int64), "bit_feature": bit_feature,
+                  "offset": (np.arange(n_leaves, dtype=np.int64) << n_bits)[:, None], "n_leaves": n_leaves}
+        shap = cls(n_features, nodes, leaves, table.reshape(n_leaves << n_bits, n_bits), bias, n_bits)
+        if check is not None and len(check):
+            rows = np.asarray(check, dtype=np.float32)
+            want = booster.predict(rows, pred_contrib=True, num_threads=1)
+            got = shap(rows)
+            scale = max(1.0, float(np.abs(want).max()))
+            if got.shape != want.shape or not np.allclose(got, want, rtol=0, atol=tol * scale):
+                return None
+        return shap
+
+    # ------------------------------------------------------------------ explain
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """(rows, n_features + 1) SHAP values, the last column the base value: `pred_contrib`'s layout."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"TreeShap: expected (rows, {self.n_features}) features, got {X.shape}")
+        out = np.zeros((len(X), self.n_features + 1))
+        for start in range(0, len(X), 8):  # eight rows at a time: one bit per row in a byte
+            out[start:start + 8] = self._explain8(X[start:start + 8])
+        return out
+
+    def _explain8(self, X: np.ndarray) -> np.ndarray:
+        r, width = len(X), self.n_features + 2
+        lv = self._leaves
+        out = np.zeros((r, width))
+        if lv["n_leaves"]:
+            left = np.packbits(self._go_left(X.astype(np.float64)), axis=0, bitorder="little")[0]  # bit i: row i
+            went = np.empty(2 * len(left) + 1, dtype=np.uint8)
+            went[0:-1:2] = left
+            went[1:-1:2] = ~left
+            went[-1] = 0xFF
+            # o[leaf, bit]: the rows (one bit each) that satisfy every split of the leaf's path on the bit's feature
+            o = np.full(lv["n_leaves"] * 8, 0xFF, dtype=np.uint8)  # padding bits: always satisfied
+            o[lv["run_slot"]] = np.bitwise_and.reduceat(went[lv["step_col"]], lv["run_start"])
+            # transposed (8×8 bits per leaf): byte i of a leaf = row i's pattern over the leaf's bits
+            pattern = _transpose8(o).reshape(-1, 8)[:, :r] & ((1 << self.n_bits) - 1)
+            values = np.take(self._table, lv["offset"] + pattern, axis=0)   # (leaf, row, bit)
+            out += np.bincount(self._columns(r), weights=values.ravel(), minlength=r * width).reshape(r, width)
+        out[:, self.n_features] = self.bias
+        return out[:, : self.n_features + 1]
+
+    def _columns(self, r: int) -> np.ndarray:
+        """Output cell of each (leaf, row, bit) value for r rows: row · width + the bit's feature."""
+        cols = self._cols.get(r)
+        if cols is None:
+            width = self.n_features + 2
+            cols = self._cols[r] = (self._leaves["bit_feature"][:, None, :]
+                                    + (np.arange(r) * width)[None, :, None]).ravel()
+        return cols
+
+    def _go_left(self, X: np.ndarray) -> np.ndarray:
+        """(rows, splits): whether each row goes left at each split, by LightGBM's decision rule."""
+        nd = self._nodes
+        x = X[:, nd["feature"]]
+        with np.errstate(invalid="ignore"):
+            left = x <= nd["threshold"]              # NaN (and categorical splits) False here, fixed below
+        nan = np.isnan(x)
+        if nan.any():                                 # NaN: the default side if NaN is the missing type, else as 0
+            left[nan] = np.broadcast_to(nd["nan_left"], x.shape)[nan]
+        if nd["zero_split"].any():                    # missing type Zero: 0 (and NaN, counted as 0) take the default
+            zero = nd["zero_split"] & ((np.abs(x) <= _ZERO) | nan)
+            left[zero] = np.broadcast_to(nd["default_left"], x.shape)[zero]
+        cats = nd["categorical"]
+        if cats is not None:                          # NaN or negative → right; else the category's bit
+            idx, bits = cats
+            xc = x[:, idx]
+            code = np.where(np.isnan(xc) | (xc < 0) | (xc >= bits.shape[1]), -1, xc).astype(np.int64)
+            left[:, idx] = (code >= 0) & bits[np.arange(len(idx))[None, :], np.maximum(code, 0)]
+        return left
+
+
+_M1, _M2, _M3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
+_S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
+
+
+def _transpose8(o: np.ndarray) -> np.ndarray:
+    """Each 8-byte group as an 8×8 bit matrix, transposed (bit j of byte i ↔ bit i of byte j): Hacker's Delight
+    `transpose8` on little-endian uint64 words."""
+    x = o.view("<u8").copy()
+    t = (x ^ (x >> _S1)) & _M1
+    x ^= t ^ (t << _S1)
+    t = (x ^ (x >> _S2)) & _M2
+    x ^= t ^ (t << _S2)
+    t = (x ^ (x >> _S3)) & _M3
+    x ^= t ^ (t << _S3)
+    return x.view(np.uint8)
+
+
+def _category_bits(cat_sets: dict[int, list[int]]):
+    """(split ids, membership matrix) of the categorical splits, or None."""
+    if not cat_sets:
+        return None
+    idx = np.array(sorted(cat_sets), dtype=np.int64)
+    width = max([max(v, default=-1) for v in cat_sets.values()] + [0]) + 1
+    bits = np.zeros((len(idx), width), dtype=bool)
+    for i, sid in enumerate(idx):
+        for c in cat_sets[int(sid)]:
+            if c >= 0:
+                bits[i, c] = True
+    return idx, bits
+
+
+def _tabulate(values: np.ndarray, zero: np.ndarray, n_bits: int) -> np.ndarray:
+    """(leaves, 2^n_bits, n_bits): leaf value · (o_j − z_j) · Σ_{S ⊆ P∖{j}} w(|S|) Π_{f∉S, f≠j} z_f for pattern P.
+
+    Padding bits (z = 1, and always set in a pattern) are null players: they leave the other bits' values as they
+    are, so every leaf uses the same d = n_bits in the Shapley weights."""
+    n, d = zero.shape
+    n_pat = 1 << d
+    pats = np.arange(n_pat)
+    pop = np.array([bin(m).count("1") for m in range(n_pat)])
+    weight = np.array([math.factorial(s) * math.factorial(d - 1 - s) / math.factorial(d) if s < d else 0.0
+                       for s in range(d + 1)])
+    table = np.zeros((n, n_pat, d))
+    full = n_pat - 1
+    for j in range(d):
+        jbit = 1 << j
+        # term(S) for S ⊆ all∖{j}: w(|S|) · Π_{f ∉ S ∪ {j}} z_f, indexed by S as a mask (masks containing j: 0)
+        term = np.zeros((n, n_pat))
+        for s_mask in range(n_pat):
+            if s_mask & jbit:
+                continue
+            prod = np.ones(n)
+            rest = full & ~s_mask & ~jbit
+            for f in range(d):
+                if rest >> f & 1:
+                    prod = prod * zero[:, f]
+            term[:, s_mask] = weight[pop[s_mask]] * prod
+        # subset sums: G(P) = Σ_{S ⊆ P} term(S)  (the zeta transform over the bits)
+        for f in range(d):
+            fb = 1 << f
+            has = (pats & fb) != 0
+            term[:, has] += term[:, pats[has] ^ fb]
+        g = term[:, pats & ~jbit]  # S ⊆ P∖{j}
+        o = ((pats & jbit) != 0).astype(np.float64)
+        table[:, :, j] = values[:, None] * (o[None, :] - zero[:, j:j + 1]) * g
+    return table
