@@ -288,7 +288,7 @@ class RecordEvidence:
                                       "count": t["count"].to_numpy()})
             parts.append(frame)
         buf = io.StringIO()
-        pd.concat(parts).to_csv(buf, index=False, float_format="%.12g")
+        pd.concat(parts).to_csv(buf, index=False, float_format="%.17g")
         return buf.getvalue()
 
     @classmethod

@@ -47,6 +47,7 @@ FEATURE_NAMES: list[str] = (
         "tgt_relative_distance",
         "log_source_size",
         "log1p_other_sources",
+        "log1p_other_related",
         "log1p_k",
         "n_source_languages",
         "model_log_params",
@@ -58,7 +59,7 @@ CATEGORICAL_FEATURES = ("model_family", "task_type")
 # More data never lowers a component's score: LightGBM monotone constraints (+1) on these. Adding a language to a mix
 # raises the other components' `log1p_other_sources` and `n_source_languages` and adds a component, so with the
 # best-component rule a mix never scores lower for more data.
-MONOTONE_INCREASING = ("log_source_size", "log1p_other_sources", "log1p_k", "n_source_languages", "same_script",
+MONOTONE_INCREASING = ("log_source_size", "log1p_other_sources", "log1p_other_related", "log1p_k", "n_source_languages", "same_script",
                        "same_family", "src_pretrain_log", "tgt_pretrain_log", "tgt_relative_pretrain_log")
 # All else equal, a closer source never transfers worse (the premise of choosing a transfer language; close
 # relatives lead published POS and NER rankings): -1 monotone constraints on the genealogical, syntactic and
@@ -78,6 +79,7 @@ FEATURE_LABELS: dict[str, str] = {
     "tgt_relative_distance": "distance to that relative",
     "log_source_size": "fine-tuning examples in this language",
     "log1p_other_sources": "fine-tuning examples in the other source languages",
+    "log1p_other_related": "other sources' examples, weighted by closeness to the target",
     "log1p_k": "target-language examples (k)",
     "n_source_languages": "number of source languages",
     "model_log_params": "model size",
@@ -377,6 +379,12 @@ def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.nd
     n_src = np.bincount(rows, weights=(~own).astype(np.float64), minlength=n)
     out["log_source_size"] = np.log1p(counts)
     out["log1p_other_sources"] = np.log1p(np.maximum(total[rows] - src_counts, 0.0))
+    # the other sources' examples weighted by their closeness to the target (1 − mean of the three model distances):
+    # a 20-language mix with the target's relatives in it is not the same as one without; never lowered by more data
+    related = np.clip(1.0 - (out["dist_genetic"] + out["dist_syntactic"] + out["dist_geographic"]) / 3.0, 0.0, 1.0)
+    related = related * src_counts
+    related_total = np.bincount(rows, weights=related, minlength=n)
+    out["log1p_other_related"] = np.log1p(np.maximum(related_total[rows] - related, 0.0))
     out["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))[rows]
     out["n_source_languages"] = n_src[rows]
     tf = _target_features(corpora, targets)

@@ -98,7 +98,7 @@ class RecordResiduals:
 
     # ------------------------------------------------------------------ persistence (CSV, no pickle)
     def to_csv(self) -> str:
-        return self.table_.to_csv(index=False, float_format="%.12g")
+        return self.table_.to_csv(index=False, float_format="%.17g")
 
     @classmethod
     def from_csv(cls, text: str, shrinkage: float = SHRINKAGE) -> "RecordResiduals":

@@ -58,7 +58,7 @@ def test_training_evidence_never_holds_the_rows_own_score(fitted):
 def test_round_trip_through_files_gives_identical_scores(fitted):
     m, sub, _ = fitted
     files = {k: v.encode() for k, v in m.to_files().items()}
-    assert set(files) == {"model.txt", "model_config.json", "evidence.csv"}
+    assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv"}
     again = TransferRegressor.from_files(files)
     norm = normalize_observations(sub.head(300))
     assert np.array_equal(m.score_queries(norm)[1], again.score_queries(norm)[1])
@@ -67,9 +67,24 @@ def test_round_trip_through_files_gives_identical_scores(fitted):
 def test_monotone_constraints_cover_every_data_amount(fitted):
     m, _, _ = fitted
     cons = dict(zip(m.feature_names_, m.lgb_params()["monotone_constraints"]))
-    assert {f for f, c in cons.items() if c == 1} == {"log_source_size", "log1p_other_sources", "log1p_k",
+    assert {f for f, c in cons.items() if c == 1} == {"log_source_size", "log1p_other_sources", "log1p_other_related", "log1p_k",
                                                         "n_source_languages", "same_script", "same_family",
                                                         "src_pretrain_log", "tgt_pretrain_log",
                                                         "tgt_relative_pretrain_log", *EVIDENCE_FEATURES}
     assert {f for f, c in cons.items() if c == -1} == {"dist_genetic", "dist_syntactic", "dist_geographic"}
     assert "ev_source" not in cons, "a source's own record is a popularity proxy: not a model feature"
+
+
+def test_the_records_residual_shifts_a_recorded_target_and_leaves_an_unrecorded_one_alone(fitted):
+    m, sub, held = fitted
+    norm = normalize_observations(sub[sub.target.isin(["deu", held])].head(400))
+    off = m.query_offsets(norm)
+    assert np.all(off[norm.target.to_numpy() == held] == 0.0)
+    recorded = norm.target.to_numpy() == "deu"
+    assert recorded.any() and np.any(off[recorded] != 0.0)
+    # the offset is what the served trees miss on the record: without it the fit to the record is worse
+    y = sub.loc[norm.index, "score"].to_numpy()
+    with_offset = m.score_queries(norm)[1]
+    plain = TransferRegressor.from_files({k: v.encode() for k, v in m.to_files().items() if k != "residuals.csv"})
+    without = plain.score_queries(norm)[1]
+    assert np.mean(np.abs(with_offset - y)[recorded]) < np.mean(np.abs(without - y)[recorded])

@@ -1,0 +1,43 @@
+"""RecordResiduals: the record's residual per (model, task, target) as a non-decreasing function of k."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from predictor.residuals import RecordResiduals
+
+
+def _norm(rows):
+    return pd.DataFrame(rows, columns=["model", "task", "target", "k"])
+
+
+def test_offset_is_the_shrunk_mean_residual_and_zero_where_the_record_is_silent():
+    norm = _norm([("xlm-r-large", "xnli", "deu", 0)] * 4)
+    r = RecordResiduals(shrinkage=2.0).fit(norm, np.array([3.0, 3.0, 3.0, 3.0]))
+    assert r.offset("xlm-r-large", "xnli", "deu", 0) == 2.0  # 12 / (4 + 2)
+    assert r.offset("xlm-r-large", "xnli", "fra", 0) == 0.0
+    assert r.offset("mt5-base", "xnli", "deu", 0) == 0.0
+    assert r.covers("xlm-r-large", "xnli", "deu") and not r.covers("xlm-r-large", "pawsx", "deu")
+
+
+def test_offset_never_decreases_in_k_and_is_flat_beyond_the_published_k():
+    # residuals fall with k in the record (+6 at k=0, −6 at k=100, +3 at k=1000): the offset is pooled to stay
+    # non-decreasing, so more target examples can never lower a prediction through it
+    norm = _norm([("mt5-base", "tydiqa", "swh", k) for k in (0, 0, 100, 100, 1000, 1000)])
+    res = np.array([6.0, 6.0, -6.0, -6.0, 3.0, 3.0])
+    r = RecordResiduals(shrinkage=0.0).fit(norm, res)
+    ks = np.array([0, 1, 10, 50, 100, 500, 1000, 5000, 10 ** 6])
+    off = r.offsets(["mt5-base"] * len(ks), ["tydiqa"] * len(ks), ["swh"] * len(ks), ks)
+    assert np.all(np.diff(off) >= -1e-12)
+    assert off[0] == 0.0  # 6, −6 pooled to 0, then 3 at k=1000
+    assert off[-1] == off[-3] == 3.0
+
+
+def test_csv_round_trip_keeps_every_offset():
+    norm = _norm([("xlm-r-large", "wikiann", t, k) for t in ("yor", "NA", "deu") for k in (0, 1000, 392702)])
+    res = np.linspace(-5.123456789, 7.987654321, len(norm))
+    r = RecordResiduals().fit(norm, res)
+    again = RecordResiduals.from_csv(r.to_csv())
+    args = (norm["model"], norm["task"], norm["target"], norm["k"])
+    assert np.allclose(r.offsets(*args), again.offsets(*args), rtol=0, atol=1e-9)
+    assert again.covers("xlm-r-large", "wikiann", "NA")  # a code that reads as missing stays a code
