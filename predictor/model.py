@@ -280,8 +280,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                       num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
         """(float32 feature row of each query's best component, final score) for the single-source queries of a
         one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
-        and target. Equal to `score_queries` on those canonical rows, without building them: no query strings, and
-        the target's own component — the same for every source — is featurized, looked up and scored once."""
+        and target. Equal to `score_queries` on those canonical rows, without building them: no query strings, no
+        frames (the target's own component is scored per query: its features see that query's source)."""
         sources = np.asarray(sources, dtype=object)
         n = len(sources)
         if n == 0:
@@ -291,28 +291,27 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if size <= 0:
             raise ValueError("score_sources: size must be > 0")
         k = int(k)
-        extra = 1 if k > 0 else 0  # the target's own examples: one component, stood in for by query 0's
-        rows = np.arange(n + extra, dtype=np.int64)
-        langs, counts, own = sources, np.full(n + extra, float(size)), np.zeros(n + extra, dtype=bool)
-        if extra:
-            rows[n] = 0  # its features (other sources' examples, number of sources) are the same for every query
-            langs = np.append(sources, np.array([target], dtype=object))
-            counts[n] = float(k)
-            own[n] = True
+        own_k = k > 0  # the target's own examples: one more component per query (its features see that query's source)
+        rows = np.arange(n, dtype=np.int64)
+        langs, counts, own = sources, np.full(n, float(size)), np.zeros(n, dtype=bool)
+        if own_k:
+            rows = np.concatenate([rows, rows])
+            langs = np.concatenate([sources, np.full(n, target, dtype=object)])
+            counts = np.concatenate([counts, np.full(n, float(k))])
+            own = np.concatenate([own, np.ones(n, dtype=bool)])
         models, tasks = np.full(n, model, dtype=object), np.full(n, task, dtype=object)
         types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
         static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
                             num_threads, np.full(n, self._residuals().offset(model, task, target, k)))
-        if not extra:
+        if not own_k:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
         # in the canonical train_config (languages sorted), i.e. the target's own when its code sorts first
-        src, own_score = comp[:n], comp[n]
+        src, own_score = comp[:n], comp[n:]
         own_wins = (own_score > src) | ((own_score == src) & (sources > target))
-        X = arr[:n].copy()
-        X[own_wins] = arr[n]
+        X = np.where(own_wins[:, None], arr[n:], arr[:n])
         return X, np.where(own_wins, own_score, src)
 
     def _residuals(self) -> RecordResiduals:

@@ -80,7 +80,12 @@ def test_explain_adds_up(predictor):
     e = predictor.explain(Q)
     total = e["base_value"] + sum(e["contributions"].values())
     assert abs(total - e["prediction"]) < 1e-6
-    assert set(e["contributions"]) == set(predictor.feature_names)
+    # the trees' features, plus the record's residual for this (model, task, target) where the record has one
+    assert set(e["contributions"]) == set(predictor.feature_names) | {"record_residual"}
+    assert e["contributions"]["record_residual"] == predictor.model.query_offsets(predictor._one(Q))[0] != 0.0
+    new = predictor.explain({**Q, "target": "qu"})  # Quechua: no published XNLI result, no residual term
+    assert set(new["contributions"]) == set(predictor.feature_names)
+    assert abs(new["base_value"] + sum(new["contributions"].values()) - new["prediction"]) < 1e-6
 
 
 def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):
