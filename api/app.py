@@ -107,6 +107,32 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class InFlight:
+    """Pure ASGI middleware, outermost: counts the HTTP requests this process is answering (`app.state.inflight`),
+    so a cheap question can be answered on the event loop when nothing else is waiting for it (see
+    `api.routers.queries`)."""
+
+    def __init__(self, app, counter: "InFlightCount"):
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.counter.n += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.counter.n -= 1
+
+
+class InFlightCount:
+    """Requests in progress in this worker process (read and written on the event loop only)."""
+
+    def __init__(self):
+        self.n = 0
+
+
 class BodyLimit:
     """Pure ASGI middleware: 413 for request bodies over the limit (declared or streamed), before any parsing;
     408 when a client stops sending its body for `read_timeout_s` (a slow upload cannot hold a worker forever)."""
@@ -341,9 +367,10 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
             except ModelNotReady as e:
                 log.error("model not ready: %s", e)
                 app.state.predictor, app.state.load_error = None, f"model not ready: {public_message(str(e))}"
-        if app.state.predictor is not None and hasattr(app.state.predictor, "treeshap"):
-            # the tabulated TreeSHAP (~0.2 s) is built beside the first requests, not in the first /rank's time
-            threading.Thread(target=app.state.predictor.treeshap, name="xlt-treeshap", daemon=True).start()
+        if app.state.predictor is not None and hasattr(app.state.predictor, "warm_up"):
+            # the tabulated TreeSHAP (~0.2 s) and the first-use imports are paid beside the first requests, in a
+            # thread, not on the event loop nor in the first question's time
+            threading.Thread(target=app.state.predictor.warm_up, name="xlt-warm-up", daemon=True).start()
         yield
         for pool in app.state.pools.values():
             pool.close()
@@ -362,6 +389,7 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
     from api.cache import AnswerCache
     app.state.answers = AnswerCache()
     app.state.pools = make_pools(limits)
+    app.state.inflight = InFlightCount()
 
     @app.exception_handler(XltError)
     async def _xlt(request: Request, exc: XltError):
@@ -424,4 +452,5 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
     app.add_middleware(Admission, pools=app.state.pools, routes={"/batch": "batch"})
     app.add_middleware(BodyLimit, max_bytes=app.state.max_upload_bytes, read_timeout_s=read_timeout_s)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(InFlight, counter=app.state.inflight)
     return app

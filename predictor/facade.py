@@ -59,6 +59,7 @@ class TransferPredictor:
         self._treeshap: TreeShap | None = None
         self._treeshap_built = False
         self._treeshap_lock = threading.Lock()
+        self.warm = False  # set once `warm_up` has run: no first-use cost (imports, tables) is left on any path
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -118,6 +119,26 @@ class TransferPredictor:
                     self._treeshap_built = True
         return self._treeshap
 
+    def warm_up(self) -> None:
+        """Pay every first-use cost once (the tabulated TreeSHAP, lazy imports and tables of the ranking, prediction
+        and explanation paths) by answering one question of each kind; then `warm` is True. Answers are pure
+        functions of the model, so this changes none of them."""
+        try:
+            self.treeshap()
+            q = {"model": "xlm-r-large", "task": "xnli", "target": "sw"}
+            self._rank_compute_uncached(q)
+            self.predict_one({**q, "source": "en"})
+            self.explain({**q, "source": "en"})
+        except Exception:  # a warm-up failure only leaves the costs to the first requests
+            log.exception("warm-up failed")
+        self.warm = True
+
+    def _rank_compute_uncached(self, q: dict) -> None:
+        model = registry.resolve_model(q["model"]).id
+        target = resolve_code(q["target"])
+        cands = tuple(c for c in (ENGLISH, "deu", "fra", "hin") if c != target)
+        self._rank_compute((model, q["task"], None, target, cands, None, None, None, 3, 5))
+
     def _bins(self, X, tasks, targets) -> np.ndarray:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
@@ -166,12 +187,11 @@ class TransferPredictor:
                            field="source_size")
         sources = np.asarray(sources, dtype=object)
         targets = np.asarray(targets, dtype=object)
-        k = parse_count(k, "k")
-        Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, k)
+        Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, parse_count(k, "k"))
         frame = pd.DataFrame({"model": np.full(len(sources), spec.id, dtype=object),
                               "task": np.full(len(sources), tspec.id, dtype=object),
                               "task_type": np.full(len(sources), tspec.task_type, dtype=object),
-                              "target": targets, "k": np.full(len(sources), k, dtype=np.int64)})
+                              "target": targets})
         X, scores, _ = self.model.score_components(Xc, rows, langs, frame,
                                                    num_threads=1 if len(rows) < 5000 else 2)
         out = pd.DataFrame({"predicted_score": scores})

@@ -3,12 +3,16 @@
 Why so thin: the request path must stay fast (/rank over 100 candidates is budgeted at a few ms), and every
 interface (HTTP, CLI, batch) must give the same answer, so all the work lives in `predictor.TransferPredictor`.
 Answers are serialised once through their response model and kept in a per-model LRU (`api.cache`): the endpoints
-are `async` so a repeated question is answered on the event loop without a thread hop; a new one is computed in the
-thread pool.
+are `async` so a repeated question is answered on the event loop without a thread hop. A new one is computed in the
+thread pool, except a cheap one (a few milliseconds: /predict, /explain, /curve with few points, /rank over at most
+`INLINE_MAX_CANDIDATES`) asked while it is the only request this process is answering: then it is computed on the
+event loop itself, which saves the two thread wake-ups of the hand-off (a third of a fresh /rank's time on a busy
+box) and can delay nobody: a request that arrives meanwhile waits at most that one computation, and as soon as two
+are in flight everything goes back to the pool (so /health never queues behind a burst of questions).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -22,42 +26,61 @@ from api.schemas import (ERROR_RESPONSES, CurveRequest, CurveResponse, ExplainRe
 
 router = APIRouter(tags=["predict"], responses=ERROR_RESPONSES)
 
+INLINE_MAX_CANDIDATES = 200  # a fresh /rank over 100 candidates costs ~2-3 ms of CPU, over 1000 about ten times that
+INLINE_MAX_KS = 30
+
+
+def _alone(request: Request, p) -> bool:
+    """Whether a cheap question may be computed on the event loop: this is the only request in progress in this
+    process, and the predictor has paid its first-use costs (its warm-up runs in a thread at start-up)."""
+    inflight = getattr(request.app.state, "inflight", None)
+    return inflight is not None and inflight.n <= 1 and getattr(p, "warm", False)
+
 
 async def _answer(p, cache, endpoint: str, body: BaseModel, out: type[BaseModel], compute,
-                  pool: WorkPool | None = None) -> Response:
+                  pool: WorkPool | None = None, inline: bool = False) -> Response:
     key = (endpoint, body.model_dump_json())
     data = cache.get(p, key)
     if data is None:
-        run = pool.run if pool is not None else run_in_threadpool
-        data = await run(lambda: out.model_validate(compute(p)).model_dump_json().encode())
+        def work() -> bytes:
+            return out.model_validate(compute(p)).model_dump_json().encode()
+        if inline and pool is None:
+            data = work()
+        else:
+            data = await (pool.run if pool is not None else run_in_threadpool)(work)
         cache.put(p, key, data)
     return Response(content=data, media_type="application/json")
 
 
 @router.post("/predict", response_model=PredictResponse)
-async def predict(body: Query, p=Depends(get_predictor), cache=Depends(get_answers)):
+async def predict(body: Query, request: Request, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Predicted score with 80%/90% intervals, and the same query from always-English and the closest source."""
-    return await _answer(p, cache, "predict", body, PredictResponse, lambda p: p.predict_one(body.as_query()))
+    return await _answer(p, cache, "predict", body, PredictResponse, lambda p: p.predict_one(body.as_query()),
+                         inline=_alone(request, p))
 
 
 @router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, p=Depends(get_predictor), cache=Depends(get_answers)):
+async def rank(body: RankRequest, request: Request, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Candidate sources ordered by predicted score, with intervals, P(best) and the top SHAP reasons in words."""
+    cheap = body.candidates is None or len(body.candidates) <= INLINE_MAX_CANDIDATES  # the default pool: ~100
     return await _answer(p, cache, "rank", body, RankResponse, lambda p: rank_answer(
-        p, body.as_query(), body.candidates, body.top, body.reasons, body.source))
+        p, body.as_query(), body.candidates, body.top, body.reasons, body.source), inline=cheap and _alone(request, p))
 
 
 @router.post("/curve", response_model=CurveResponse)
-async def curve(body: CurveRequest, p=Depends(get_predictor), cache=Depends(get_answers)):
+async def curve(body: CurveRequest, request: Request, p=Depends(get_predictor), cache=Depends(get_answers)):
     """Predicted score over k target examples (monotone), the a + b·ln(1+k) fit, R² and k_to_reach."""
+    cheap = (body.ks is None or len(body.ks) <= INLINE_MAX_KS) and body.target_score is None
     return await _answer(p, cache, "curve", body, CurveResponse,
-                         lambda p: p.curve(body.as_query(), body.ks, body.target_score))
+                         lambda p: p.curve(body.as_query(), body.ks, body.target_score),
+                         inline=cheap and _alone(request, p))
 
 
 @router.post("/explain", response_model=ExplainResponse)
-async def explain(body: Query, p=Depends(get_predictor), cache=Depends(get_answers)):
+async def explain(body: Query, request: Request, p=Depends(get_predictor), cache=Depends(get_answers)):
     """SHAP value per feature and the base value; base_value + Σ shap = prediction (within 1e-6)."""
-    return await _answer(p, cache, "explain", body, ExplainResponse, lambda p: explain_answer(p, body.as_query()))
+    return await _answer(p, cache, "explain", body, ExplainResponse, lambda p: explain_answer(p, body.as_query()),
+                         inline=_alone(request, p))
 
 
 @router.post("/plan", response_model=PlanResponse)
