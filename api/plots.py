@@ -41,6 +41,10 @@ def _save(fig, fmt: str, tight: bool = False) -> bytes:
     """One render; `tight` crops to the drawn extent plus a small pad (nothing cut at the edges), fast PNG compression."""
     buf = io.BytesIO()
     extra = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+    if not tight:
+        # `tight_layout` leaves a placeholder layout engine behind, and savefig then lays out and draws every text
+        # once more (with drawing disabled) before the real draw: same pixels, 10-20% more CPU per picture
+        fig.set_layout_engine(None)
     if fmt == "png":
         fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1}, **extra)
     else:
