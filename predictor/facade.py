@@ -187,11 +187,13 @@ class TransferPredictor:
                            field="source_size")
         sources = np.asarray(sources, dtype=object)
         targets = np.asarray(targets, dtype=object)
-        Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, parse_count(k, "k"))
+        k = parse_count(k, "k")
+        Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, k)
+        # the canonical query columns the model reads per query (k: the record's residual is a function of it)
         frame = pd.DataFrame({"model": np.full(len(sources), spec.id, dtype=object),
                               "task": np.full(len(sources), tspec.id, dtype=object),
                               "task_type": np.full(len(sources), tspec.task_type, dtype=object),
-                              "target": targets})
+                              "target": targets, "k": np.full(len(sources), k, dtype=np.int64)})
         X, scores, _ = self.model.score_components(Xc, rows, langs, frame,
                                                    num_threads=1 if len(rows) < 5000 else 2)
         out = pd.DataFrame({"predicted_score": scores})
