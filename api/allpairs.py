@@ -37,7 +37,7 @@ def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
     out = predictor.predict_pairs(base["model"], base["task"], src, tgt, task_type=base.get("task_type"),
                                   source_size=base.get("source_size"), k=base.get("k") or 0)
     score = out["predicted_score"].to_numpy(dtype=np.float64)
-    return pa.table({"source": pa.array(src.astype(str)), "target": pa.array(tgt.astype(str)),
+    return pa.table({"source": pa.array(src, type=pa.string()), "target": pa.array(tgt, type=pa.string()),
                      "predicted_score": pa.array(score, mask=np.isnan(score)),
                      "lower80": pa.array(out["lower80"].to_numpy(dtype=np.float64)),
                      "upper80": pa.array(out["upper80"].to_numpy(dtype=np.float64)),

@@ -143,12 +143,12 @@ class TransferPredictor:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
             if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
-        return evidence_bins(self.record.regimes(tasks, targets), ev)
+        return evidence_bins(_per_distinct(self.record.regimes, tasks, targets), ev)
 
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
         for level in self.calibration.levels:
-            h = self.calibration.halfwidth(regimes, task_types, level)
+            h = _per_distinct(lambda r, t: self.calibration.halfwidth(r, t, level), regimes, task_types)
             tag = int(round(level * 100))
             out[f"lower{tag}"] = np.clip(scores - h, 0, 100)
             out[f"upper{tag}"] = np.clip(scores + h, 0, 100)
@@ -190,10 +190,12 @@ class TransferPredictor:
         k = parse_count(k, "k")
         Xc, rows, langs = featurize_pairs(spec.id, tspec.task_type, sources, targets, size, k)
         # the canonical query columns the model reads per query (k: the record's residual is a function of it)
-        frame = pd.DataFrame({"model": np.full(len(sources), spec.id, dtype=object),
-                              "task": np.full(len(sources), tspec.id, dtype=object),
-                              "task_type": np.full(len(sources), tspec.task_type, dtype=object),
-                              "target": targets, "k": np.full(len(sources), k, dtype=np.int64)})
+        # (object columns: pandas would otherwise convert millions of codes to Arrow strings and the model back)
+        n = len(sources)
+        frame = pd.DataFrame({"model": pd.Series(np.full(n, spec.id, dtype=object), dtype=object),
+                              "task": pd.Series(np.full(n, tspec.id, dtype=object), dtype=object),
+                              "task_type": pd.Series(np.full(n, tspec.task_type, dtype=object), dtype=object),
+                              "target": pd.Series(targets, dtype=object), "k": np.full(n, k, dtype=np.int64)})
         X, scores, _ = self.model.score_components(Xc, rows, langs, frame,
                                                    num_threads=1 if len(rows) < 5000 else 2)
         out = pd.DataFrame({"predicted_score": scores})
@@ -558,6 +560,24 @@ class RankTable(NamedTuple):
         out = pd.DataFrame({c: (list(v) if isinstance(v, list) else np.array(v)) for c, v in self.columns.items()})
         out.attrs["regime"] = self.regime
         return out
+
+
+BULK_ROWS = 2000
+
+
+def _per_distinct(fn, a, b) -> np.ndarray:
+    """fn(a, b) for per-row arrays, computed once per distinct (a, b) pair when there are many rows (all-pairs and
+    batches repeat a few tasks, regimes and targets over millions of rows; the look-ups are per-row Python loops)."""
+    a = np.asarray(a, dtype=object)
+    b = np.asarray(b, dtype=object)
+    if len(a) < BULK_ROWS:
+        return fn(a, b)
+    ca, ua = pd.factorize(a, use_na_sentinel=False)
+    cb, ub = pd.factorize(b, use_na_sentinel=False)
+    codes, pairs = pd.factorize(ca.astype(np.int64) * len(ub) + cb, use_na_sentinel=False)
+    pairs = np.asarray(pairs, dtype=np.int64)
+    values = fn(np.asarray(ua, dtype=object)[pairs // len(ub)], np.asarray(ub, dtype=object)[pairs % len(ub)])
+    return np.asarray(values)[codes]
 
 
 def _repeat_row(one: pd.DataFrame, n: int) -> pd.DataFrame:
