@@ -3,6 +3,13 @@
 Why chunked by source blocks: 4,000 languages make 16M pairs; building them all at once would hold gigabytes of
 strings. Each chunk is a few hundred thousand queries sent through the same facade `predict` as every other
 interface, and appended to a Parquet file, so memory stays bounded by `chunk_rows`.
+
+Why worker processes: two thirds of a block's time is featurizing and record look-ups in Python, which holds the GIL,
+so one process keeps one core busy and LightGBM's second thread idles the rest of the time. `workers` processes
+(`xlt all-pairs` uses one per core; the function's default is 1, in-process, because spawned workers re-import the
+caller's main module, which a script without a `__main__` guard cannot survive) score blocks side by side, one
+LightGBM thread each, and the parent writes their tables in order; a block in flight per worker (plus one finished,
+waiting its turn) bounds the memory.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ def _blocks(langs: list[str], chunk_rows: int):
         yield langs[i:i + per]
 
 
-def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
+def _score_block(predictor, base: dict, sources: list[str], targets: list[str], num_threads: int | None = None):
     import pyarrow as pa
 
     n_t = len(targets)
@@ -35,7 +42,7 @@ def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
     keep = src != tgt
     src, tgt = src[keep], tgt[keep]
     out = predictor.predict_pairs(base["model"], base["task"], src, tgt, task_type=base.get("task_type"),
-                                  source_size=base.get("source_size"), k=base.get("k") or 0)
+                                  source_size=base.get("source_size"), k=base.get("k") or 0, num_threads=num_threads)
     score = out["predicted_score"].to_numpy(dtype=np.float64)
     return pa.table({"source": pa.array(src, type=pa.string()), "target": pa.array(tgt, type=pa.string()),
                      "predicted_score": pa.array(score, mask=np.isnan(score)),
@@ -47,18 +54,37 @@ def _score_block(predictor, base: dict, sources: list[str], targets: list[str]):
 _WORKER_PREDICTOR = None
 
 
-def _score_block_on_worker(base: dict, sources: list[str], targets: list[str]):
+def _score_block_on_worker(base: dict, sources: list[str], targets: list[str], num_threads: int | None = None):
     global _WORKER_PREDICTOR
     if _WORKER_PREDICTOR is None:
         from predictor import TransferPredictor
-        _WORKER_PREDICTOR = TransferPredictor.load()
-    return _score_block(_WORKER_PREDICTOR, base, sources, targets)
+        _WORKER_PREDICTOR = TransferPredictor.load(base.get("model_dir"))
+    return _score_block(_WORKER_PREDICTOR, base, sources, targets, num_threads)
+
+
+def _in_order(pool, workers: int, base: dict, blocks: list, langs: list[str]):
+    """Tables of `blocks` scored on `pool`'s processes, yielded in block order, at most one block per worker
+    submitted ahead of the one being written."""
+    from collections import deque
+
+    pending: deque = deque()
+    todo = iter(blocks)
+    for b in todo:
+        pending.append(pool.submit(_score_block_on_worker, base, b, langs, 1))
+        if len(pending) > workers:
+            break
+    while pending:
+        table = pending.popleft().result()
+        nxt = next(todo, None)
+        if nxt is not None:
+            pending.append(pool.submit(_score_block_on_worker, base, nxt, langs, 1))
+        yield table
 
 
 def run_all_pairs(model: str, task: str, output, *, task_type: str | None = None, source_size: int | None = None,
                   k: int | None = None, languages: list[str] | None = None, chunk_rows: int = 500_000,
                   engine: str = "local", scheduler: str | None = None, progress: bool | None = None,
-                  predictor=None) -> dict:
+                  predictor=None, workers: int | None = None) -> dict:
     """Write `output` (.parquet or .csv) with source, target, predicted_score, lower80, upper80, error per pair."""
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -90,7 +116,7 @@ def run_all_pairs(model: str, task: str, output, *, task_type: str | None = None
                leave=False)
     tmp = output.with_name(f".{output.name}.tmp")
     writer = None
-    client = cluster = None
+    client = cluster = pool = None
     try:
         if engine == "dask":
             from distributed import Client, LocalCluster
@@ -102,10 +128,22 @@ def run_all_pairs(model: str, task: str, output, *, task_type: str | None = None
             futures = [client.submit(_score_block_on_worker, base, b, langs, pure=False) for b in blocks]
             tables = (f.result() for f in futures)
         else:
-            if predictor is None:
-                from predictor import TransferPredictor
-                predictor = TransferPredictor.load()
-            tables = (_score_block(predictor, base, b, langs) for b in blocks)
+            workers = min(max(1, int(workers or 1)), len(blocks))
+            if predictor is None and workers > 1:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                from predictor import artifacts
+
+                # spawn, not fork: LightGBM's OpenMP runtime is not fork-safe; each worker loads the verified model
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                base = {**base, "model_dir": str(artifacts.resolve_model_dir(None).resolve())}
+                tables = _in_order(pool, workers, base, blocks, langs)
+            else:
+                if predictor is None:
+                    from predictor import TransferPredictor
+                    predictor = TransferPredictor.load()
+                tables = (_score_block(predictor, base, b, langs) for b in blocks)
         pairs = errors = 0
         for t in tables:
             if writer is None:
@@ -123,6 +161,8 @@ def run_all_pairs(model: str, task: str, output, *, task_type: str | None = None
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if client is not None:
             client.close()
         if cluster is not None:

@@ -476,17 +476,22 @@ def all_pairs(model: ModelOpt, task: TaskOpt,
               chunk_rows: Annotated[int, typer.Option(help="Pairs per chunk (bounds memory)")] = 500_000,
               engine: Annotated[str, typer.Option(help="local or dask")] = "local",
               scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address")] = None,
+              workers: Annotated[Optional[int], typer.Option(help="Worker processes for the local engine "
+                                                                  "(default: the number of cores)")] = None,
               progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
               json_out: JsonOpt = False):
     """Predicted score for every ordered (source, target) pair of languages, chunked with bounded memory."""
     from api import allpairs
+    from api.dependencies import cores
 
+    if workers is not None and workers < 1:
+        _fail("--workers must be >= 1")
     if engine not in ("local", "dask"):
         _fail(f"--engine must be 'local' or 'dask', got {engine!r}")
     langs = [c.strip() for c in languages_.split(",") if c.strip()] if languages_ else None
     stats = allpairs.run_all_pairs(model, task, output, task_type=task_type, source_size=source_size, k=k,
                                    languages=langs, chunk_rows=chunk_rows, engine=engine, scheduler=scheduler,
-                                   progress=progress)
+                                   progress=progress, workers=cores() if workers is None else workers)
     if json_out:
         return _print_json(stats)
     typer.echo(f"xlt all-pairs: {stats['pairs']:,} pairs over {stats['languages']} languages → {output} "

@@ -174,7 +174,7 @@ class TransferPredictor:
         return out
 
     def predict_pairs(self, model: str, task: str, sources, targets, task_type: str | None = None,
-                      source_size: int | None = None, k: int = 0) -> pd.DataFrame:
+                      source_size: int | None = None, k: int = 0, num_threads: int | None = None) -> pd.DataFrame:
         """Scores for many (source, target) pairs under one model/task/size: the all-pairs fast path.
 
         Skips per-row query parsing (the languages must be canonical codes); same features, same model.
@@ -197,7 +197,7 @@ class TransferPredictor:
                               "task_type": pd.Series(np.full(n, tspec.task_type, dtype=object), dtype=object),
                               "target": pd.Series(targets, dtype=object), "k": np.full(n, k, dtype=np.int64)})
         X, scores, _ = self.model.score_components(Xc, rows, langs, frame,
-                                                   num_threads=1 if len(rows) < 5000 else 2)
+                                                   num_threads=num_threads or (1 if len(rows) < 5000 else 2))
         out = pd.DataFrame({"predicted_score": scores})
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
                                     self._bins(X, np.full(len(targets), tspec.id), targets)).items():
