@@ -88,3 +88,20 @@ def test_the_records_residual_shifts_a_recorded_target_and_leaves_an_unrecorded_
     plain = TransferRegressor.from_files({k: v.encode() for k, v in m.to_files().items() if k != "residuals.csv"})
     without = plain.score_queries(norm)[1]
     assert np.mean(np.abs(with_offset - y)[recorded]) < np.mean(np.abs(without - y)[recorded])
+
+
+def test_rows_trained_on_another_task_keep_a_task_of_their_own():
+    """SumEval's TyDiQA-trained models scored on XQuAD: not XQuAD training data, not XQuAD evidence."""
+    from predictor import record
+
+    obs = trainable(load_observations())
+    cross = obs[obs.task == "xquad-from-tydiqa"]
+    assert len(cross) == 572 and (cross.train_task == "tydiqa").all() and (cross.task_type == "qa").all()
+    assert not ((obs.task == "xquad") & (obs.train_task == "tydiqa")).any()
+    summary = record.summarize(obs)
+    # Telugu has TyDiQA training data, not XQuAD: it is a labelled source of TyDiQA only
+    assert "tel" in summary["sources_by_task"]["tydiqa"]
+    assert "tel" not in summary["sources_by_task"]["xquad"]
+    assert "tel" in summary["sources_by_task"]["xquad-from-tydiqa"]
+    norm = normalize_observations(cross.head(3))
+    assert (norm.task == "xquad-from-tydiqa").all()
