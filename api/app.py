@@ -28,7 +28,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api.dependencies import Busy, PoolLimits, PredictorUnavailable, get_predictor, make_pools  # noqa: F401
+from api.dependencies import (LIGHT_THREADS, Busy, PoolLimits, PredictorUnavailable, get_predictor,  # noqa: F401
+                              make_pools)
 from features.errors import ModelNotReady, XltError
 
 # `get_predictor` and `PredictorUnavailable` live in api.dependencies; they stay importable from here for code that
@@ -357,6 +358,10 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
         # Python's 5 ms lets the event loop answer /health between their slices (p99 under a plot flood on 2 busy
         # cores: ~200 ms -> ~40-70 ms, measured with `xlt serve --workers 2`).
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        # light questions computed on the thread pool: a few threads at once, the rest wait their turn for a token
+        # (anyio's default of 40 threads all contending for the GIL kept /health waiting for it under load)
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = LIGHT_THREADS
         if predictor is not None:
             app.state.predictor, app.state.load_error = predictor, None
         else:

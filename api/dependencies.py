@@ -77,19 +77,26 @@ def default_limits() -> dict[str, PoolLimits]:
     adds no throughput but takes the GIL from the event loop, so /health and cached answers would wait. One at a time
     per process, and `xlt serve --workers N` (one per core) for parallelism.
 
-    The queues are sized by time, not by a guess at burst size: a request may wait for its turn as long as the box
-    can answer the queue ahead of it within `wait_s` (a waiting request holds only its parsed query, or for /batch a
-    socket whose body is not read yet). A PNG costs 0.1-0.2 s of CPU, a /plan 0.05 s, so 32 and 16 waiting are served
-    well inside 15 and 10 s even on a busy 2-core box; only beyond that, or after waiting `wait_s`, a 503 +
-    `Retry-After` says the server is overloaded. (Queues of 3 and 2 with a 2 s wait refused 5% of a 50-client mixed
-    load that the box could serve: 334 of 6,492 requests ended 503 after 5 honoured retries.)"""
+    The queues are sized for the clients a worker can have waiting, and the waits for how long that queue takes to
+    drain on a busy box: a waiting request holds only its parsed query (for /batch a socket whose body is not read
+    yet), so waiting costs nothing but time, while a 503 costs the client a Retry-After sleep and a new request. A
+    PNG is 0.1-0.3 s of CPU; with a page's or a load test's worth of clients (50) asking for pictures at once, a
+    worker's queue of 48 drains within 45 s even at 1 s a picture. Only beyond that (a flood from more clients than
+    that) does the server say 503 + `Retry-After`. (Queues of 3 and 2 with a 2 s wait refused 5% of a 50-client
+    mixed load: 334 of 6,492 requests ended 503 after 5 honoured retries.)"""
     return {
-        "plots": PoolLimits(size=1, queue=32, wait_s=15.0),
-        "plan": PoolLimits(size=1, queue=16, wait_s=10.0),
+        "plots": PoolLimits(size=1, queue=48, wait_s=45.0),
+        "plan": PoolLimits(size=1, queue=32, wait_s=30.0),
         # one upload is held in memory several times over while it is parsed and scored (~240 MB for 50 MB): one
         # at a time is read and scored; the waiting ones are not read (Admission takes the slot before the body)
-        "batch": PoolLimits(size=1, queue=8, wait_s=20.0, retry_after=5),
+        "batch": PoolLimits(size=1, queue=16, wait_s=30.0, retry_after=5),
     }
+
+
+# Threads answering light questions (/rank, /predict, /explain, /curve) at once per worker. They are Python holding
+# the GIL most of the time, so more threads add no throughput; each one more is another contender the event loop
+# must win the GIL from before it can answer /health (anyio's default is 40).
+LIGHT_THREADS = 4
 
 
 HEAVY_NICE = 10
