@@ -43,7 +43,7 @@ class FeatureCache:
     """Product features for observation rows, keyed by the query columns (so slices and overrides just work)."""
 
     def __init__(self):
-        self._keys: dict[str, int] = {}
+        self._keys = pd.Index([], dtype=object)     # row key -> position in the matrix (a hash index, built once)
         self._blocks: list[pd.DataFrame] = []
         self._matrix: pd.DataFrame | None = None
 
@@ -55,24 +55,27 @@ class FeatureCache:
             key = key + "|" + c
         return key
 
-    def get(self, df: pd.DataFrame) -> pd.DataFrame:
+    def get(self, df: pd.DataFrame, keys: pd.Series | None = None, fill_only: bool = False) -> pd.DataFrame | None:
+        """Features of `df`'s rows (index kept); rows not cached yet are featurized in one batch, in `df`'s order.
+        `keys` = `row_keys(df)` when the caller has them; `fill_only` caches without gathering (returns None)."""
         from predictor.model import featurize_observations
 
-        keys = self.row_keys(df)
-        new = ~keys.isin(self._keys.keys()) & ~keys.duplicated()
+        keys = self.row_keys(df) if keys is None else keys
+        pos = self._keys.get_indexer(keys)
+        new = (pos < 0) & ~keys.duplicated().to_numpy()
         if new.any():
-            sub = df.loc[new.to_numpy()]
+            sub = df.loc[new]
             X = featurize_observations(sub)
             for c, v in _representative_pair_columns(sub).items():
                 X[c] = v
-            start = sum(len(b) for b in self._blocks)
-            for i, k in enumerate(keys[new.to_numpy()]):
-                self._keys[k] = start + i
+            self._keys = self._keys.append(pd.Index(keys.to_numpy()[new], dtype=object))
             self._blocks.append(X.reset_index(drop=True))
             self._matrix = None
+            pos = self._keys.get_indexer(keys)
+        if fill_only:
+            return None
         if self._matrix is None:
             self._matrix = pd.concat(self._blocks, ignore_index=True)
-        pos = keys.map(self._keys).to_numpy()
         out = self._matrix.iloc[pos]
         out.index = df.index
         return out
@@ -155,13 +158,31 @@ def always_english(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return _is_english_mix(test).astype(float)
 
 
-def closest_by(kind: str) -> Callable:
-    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-        d = baseline_features(test)[f"dist_{kind}"].to_numpy(dtype=float)
+def _uses_test(train: pd.DataFrame, test: pd.DataFrame) -> list:
+    return [("features", test)]
+
+
+def _uses_train_test(train: pd.DataFrame, test: pd.DataFrame) -> list:
+    return [("features", train), ("features", test)]
+
+
+class _Closest:
+    """Rank sources by one URIEL distance to the target (closest first); a picklable fit_predict."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.__name__ = f"closest_{kind}"
+        self.__doc__ = f"Rank sources by {kind} URIEL distance to the target (closest first)."
+
+    def __call__(self, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        d = baseline_features(test)[f"dist_{self.kind}"].to_numpy(dtype=float)
         return -np.where(np.isnan(d), 10.0, d)   # uncovered pairs rank last
-    fit_predict.__name__ = f"closest_{kind}"
-    fit_predict.__doc__ = f"Rank sources by {kind} URIEL distance to the target (closest first)."
-    return fit_predict
+
+    cache_use = staticmethod(_uses_test)
+
+
+def closest_by(kind: str) -> Callable:
+    return _Closest(kind)
 
 
 def distance_composite(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -173,10 +194,16 @@ def distance_composite(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return -np.where(np.isnan(m), 10.0, m)
 
 
+distance_composite.cache_use = _uses_test
+
+
 def source_corpus_size(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """Rank sources by their share of the model's pretraining corpus (LangRank frames: transfer dataset size)."""
     x = baseline_features(test)["src_pretrain_log"].to_numpy(dtype=float)
     return np.where(np.isnan(x), -1e9, x)
+
+
+source_corpus_size.cache_use = _uses_test
 
 
 LANGRANK_PARAMS = dict(boosting_type="gbdt", num_leaves=16, max_depth=-1, learning_rate=0.1, n_estimators=100,
@@ -200,15 +227,24 @@ def _langrank_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def _fit_lambdarank(train: pd.DataFrame, test: pd.DataFrame, params: dict, matrix) -> np.ndarray:
-    """LightGBM lambdarank with LangRank's top-10 relevance, one query group per ranking group (≥ 2 rows)."""
-    import lightgbm as lgb
-
+def _lambdarank_train(train: pd.DataFrame) -> pd.DataFrame:
+    """The rows LambdaRank trains on: ranking groups of ≥ 2 rows, each group's rows together (column `_g`)."""
     tr = train.copy()
     tr["_g"] = rank_groups(tr).to_numpy()
     sizes = tr.groupby("_g", sort=False)["_g"].transform("size").to_numpy()
     tr = tr.loc[sizes >= 2]
-    tr = tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
+    return tr.iloc[np.argsort(pd.factorize(tr["_g"])[0], kind="stable")]
+
+
+def _uses_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> list:
+    return [("features", _lambdarank_train(train)), ("features", test)]
+
+
+def _fit_lambdarank(train: pd.DataFrame, test: pd.DataFrame, params: dict, matrix) -> np.ndarray:
+    """LightGBM lambdarank with LangRank's top-10 relevance, one query group per ranking group (≥ 2 rows)."""
+    import lightgbm as lgb
+
+    tr = _lambdarank_train(train)
     y = langrank_relevance(tr["_g"], tr["score"].to_numpy())
     group = tr.groupby("_g", sort=False).size().to_numpy()
     model = lgb.LGBMRanker(**params, random_state=0, n_jobs=1, verbose=-1)
@@ -219,6 +255,9 @@ def _fit_lambdarank(train: pd.DataFrame, test: pd.DataFrame, params: dict, matri
 def langrank_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """LangRank-style LambdaRank (Lin et al. 2019): LightGBM lambdarank over their features, top-10 relevance."""
     return _fit_lambdarank(train, test, LANGRANK_PARAMS, _langrank_matrix)
+
+
+langrank_lambdarank.cache_use = _uses_lambdarank
 
 
 LITMUS_PARAMS = dict(n_estimators=100, learning_rate=0.3, max_depth=6, num_leaves=63, min_child_samples=1,
@@ -244,6 +283,9 @@ def litmus_regressor(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return model.predict(_litmus_matrix(test))
 
 
+litmus_regressor.cache_use = _uses_train_test
+
+
 class ComponentCache:
     """`featurize_components` of each distinct observation query, computed once per process and gathered per fold.
 
@@ -254,33 +296,44 @@ class ComponentCache:
     KEY_COLS = ("model", "task_type", "target", "train_config")
 
     def __init__(self):
-        self._keys: dict[str, int] = {}
+        self._keys = pd.Index([], dtype=object)     # query key -> query number (a hash index, built once)
         self._blocks: list[tuple[pd.DataFrame, np.ndarray, np.ndarray]] = []
         self._all = None
 
-    def get(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    @classmethod
+    def row_keys(cls, df: pd.DataFrame) -> pd.Series:
+        key = df[cls.KEY_COLS[0]].astype(str)
+        for c in cls.KEY_COLS[1:]:
+            key = key + "|" + df[c].astype(str)
+        return key
+
+    def get(self, df: pd.DataFrame, keys: pd.Series | None = None, fill_only: bool = False):
+        """(components, row of each component, language of each component) of `df`'s queries; queries not cached
+        yet are featurized in one batch, in `df`'s order. `keys` = `row_keys(df)` when the caller has them;
+        `fill_only` caches without gathering (returns None)."""
         from features.featurize import featurize_components
         from predictor.model import normalize_observations
 
-        key = df[self.KEY_COLS[0]].astype(str)
-        for c in self.KEY_COLS[1:]:
-            key = key + "|" + df[c].astype(str)
-        new = (~key.isin(self._keys.keys()) & ~key.duplicated()).to_numpy()
+        key = self.row_keys(df) if keys is None else keys
+        q = self._keys.get_indexer(key)
+        new = (q < 0) & ~key.duplicated().to_numpy()
         if new.any():
             sub = df.loc[new]
             Xc, rows, langs = featurize_components(normalize_observations(sub))
             offset = len(self._keys)
-            for i, k in enumerate(key[new]):
-                self._keys[k] = offset + i
+            self._keys = self._keys.append(pd.Index(key.to_numpy()[new], dtype=object))
             self._blocks.append((Xc.reset_index(drop=True), rows + offset, langs))
             self._all = None
+            q = self._keys.get_indexer(key)
+        if fill_only:
+            return None
         if self._all is None:
             X = pd.concat([b[0] for b in self._blocks], ignore_index=True)
             rows = np.concatenate([b[1] for b in self._blocks])
             langs = np.concatenate([b[2] for b in self._blocks])
             self._all = (X, rows, langs, np.searchsorted(rows, np.arange(len(self._keys) + 1)))
         X, rows, langs, start = self._all
-        q = key.map(self._keys).to_numpy(dtype=np.int64)
+        q = q.astype(np.int64)
         counts = start[q + 1] - start[q]
         new_rows = np.repeat(np.arange(len(q)), counts)
         first = np.repeat(np.cumsum(counts) - counts, counts)
@@ -291,14 +344,27 @@ class ComponentCache:
 COMPONENTS = ComponentCache()
 
 
+class _XltModel:
+    """The product regressor (`predictor.model.TransferRegressor`) as a picklable fit_predict; components from the
+    cache."""
+    __name__ = "xlt_model"
+
+    def __init__(self, params: dict | None = None):
+        self.params = dict(params or {})
+
+    def __call__(self, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        from predictor.model import TransferRegressor, normalize_observations
+        m = TransferRegressor(**self.params).fit(train, components=COMPONENTS.get(train))
+        return m.score_components(*COMPONENTS.get(test), normalize_observations(test))[1]
+
+    @staticmethod
+    def cache_use(train: pd.DataFrame, test: pd.DataFrame) -> list:
+        return [("components", train), ("components", test)]
+
+
 def xlt_model(params: dict | None = None) -> Callable:
     """The product regressor (`predictor.model.TransferRegressor`) as a fit_predict; components from the cache."""
-    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-        from predictor.model import TransferRegressor, normalize_observations
-        m = TransferRegressor(**(params or {})).fit(train, components=COMPONENTS.get(train))
-        return m.score_components(*COMPONENTS.get(test), normalize_observations(test))[1]
-    fit_predict.__name__ = "xlt_model"
-    return fit_predict
+    return _XltModel(params)
 
 
 def baseline_methods(include_learned: bool = True) -> list[Method]:
@@ -345,3 +411,6 @@ RANKER_PARAMS = dict(n_estimators=150, learning_rate=0.1, num_leaves=16, min_chi
 def relative_lambdarank(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """LambdaRank on query-relative features (our ranking recipe; also run on LangRank's own benchmark)."""
     return _fit_lambdarank(train, test, RANKER_PARAMS, _ranker_matrix)
+
+
+relative_lambdarank.cache_use = _uses_lambdarank

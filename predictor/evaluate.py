@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -67,8 +68,8 @@ def _apply(fit_predict, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def run_folds(protocols: list[P.Protocol], fit_predict: Callable, log=None) -> dict[str, np.ndarray]:
-    """Out-of-fold predictions for each protocol (NaN on rows it does not test), one fit per distinct training set."""
+def plan_folds(protocols: list[P.Protocol]) -> dict[str, dict]:
+    """The distinct training sets of `protocols` (fold key -> data, train mask, union of test masks, overrides)."""
     plan: dict[str, dict] = {}
     for proto in protocols:
         seen = np.zeros(len(proto.data), bool)
@@ -80,27 +81,78 @@ def run_folds(protocols: list[P.Protocol], fit_predict: Callable, log=None) -> d
             entry = plan.setdefault(k, {"data": proto.data, "train": f.train, "test": np.zeros(len(proto.data), bool),
                                         "overrides": f.test_overrides, "name": f"{proto.name}/{f.name}"})
             entry["test"] = entry["test"] | f.test
-    shared: dict[str, pd.Series] = {}
+    return plan
+
+
+def _test_frame(e: dict) -> pd.DataFrame:
+    test = e["data"].loc[e["test"]].copy()
+    for c, v in e["overrides"].items():
+        test[c] = v
+    return test
+
+
+def fit_entry(fit_predict: Callable, e: dict) -> np.ndarray:
+    """Predictions of one planned fit for its test rows (in data order)."""
+    return _apply(fit_predict, e["data"].loc[e["train"]], _test_frame(e))
+
+
+def run_folds(protocols: list[P.Protocol], fit_predict: Callable, log=None) -> dict[str, np.ndarray]:
+    """Out-of-fold predictions for each protocol (NaN on rows it does not test), one fit per distinct training set."""
+    plan = plan_folds(protocols)
+    shared: dict[str, np.ndarray] = {}
     for i, (k, e) in enumerate(plan.items()):
         t0 = time.perf_counter()
-        data = e["data"]
-        test = data.loc[e["test"]].copy()
-        for c, v in e["overrides"].items():
-            test[c] = v
-        pred = _apply(fit_predict, data.loc[e["train"]], test)
-        shared[k] = pd.Series(pred, index=test.index)
+        shared[k] = fit_entry(fit_predict, e)
         if log:
-            log(f"    fit {i + 1}/{len(plan)} {e['name']}: {int(e['train'].sum())} train, {len(test)} test rows, "
-                f"{time.perf_counter() - t0:.1f}s")
-    out = {}
+            log(f"    fit {i + 1}/{len(plan)} {e['name']}: {int(e['train'].sum())} train, {int(e['test'].sum())} test "
+                f"rows, {time.perf_counter() - t0:.1f}s")
+    return _assemble(protocols, plan, shared)
+
+
+def _assemble(protocols: list[P.Protocol], plan: dict[str, dict], shared: dict[str, np.ndarray]
+              ) -> dict[str, np.ndarray]:
+    """Per protocol: out-of-fold predictions over its data (NaN on rows it does not test) from the planned fits."""
+    out, full = {}, {}
     for proto in protocols:
         pred = np.full(len(proto.data), np.nan)
         for f in proto.folds:
-            s = shared[_fold_key(proto, f)]
-            idx = np.flatnonzero(f.test)
-            pred[idx] = s.loc[idx].to_numpy()
+            k = _fold_key(proto, f)
+            if k not in full:
+                full[k] = np.full(len(proto.data), np.nan)
+                full[k][plan[k]["test"]] = shared[k]
+            pred[f.test] = full[k][f.test]
         out[proto.name] = pred
     return out
+
+
+# Scoring reads the same row selections and group labels for every method: computed once per protocol (data) and
+# reused (a method's predictions only decide which of those rows are scored).
+_SCORING_CACHE: dict[int, tuple] = {}
+
+
+def _cached(obj, key, make):
+    import weakref
+    ent = _SCORING_CACHE.get(id(obj))
+    if ent is None or ent[0]() is not obj:
+        ent = (weakref.ref(obj), {})
+        _SCORING_CACHE[id(obj)] = ent
+    if key not in ent[1]:
+        ent[1][key] = make()
+    return ent[1][key]
+
+
+def _ranking_keys(data: pd.DataFrame) -> np.ndarray:
+    """`predictor.model.ranking_key` of every row of `data`, computed once per frame."""
+    from predictor.model import ranking_key
+    return _cached(data, "ranking_key", lambda: ranking_key(data))
+
+
+def _table_rows(proto: P.Protocol, t: P.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(rows the table selects, group label of each selected row), computed once per protocol and table."""
+    def make():
+        base = np.asarray(t.select(proto.data), bool)
+        return base, np.asarray(t.groups(proto.data.loc[base]))
+    return _cached(proto, ("table", t.name, id(t)), make)
 
 
 def fold_ids(proto: P.Protocol) -> np.ndarray:
@@ -115,13 +167,12 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
     """Intervals for each tested row, calibrated on residuals of the other folds (Mondrian: regime × task type, as
     served). A protocol with a single fold is split into two seeded halves of its ranking groups."""
     from predictor.intervals import ConformalIntervals
-    from predictor.model import ranking_key
 
     data = proto.data
     fid = fold_ids(proto)
     ok = ~np.isnan(pred)
     if len(np.unique(fid[ok])) == 1:
-        codes, uniq = pd.factorize(ranking_key(data.loc[ok]))
+        codes, uniq = pd.factorize(_ranking_keys(data)[ok])
         half = np.random.default_rng(0).permutation(len(uniq)) % 2
         fid = fid.copy()
         fid[ok] = half[codes]
@@ -149,7 +200,6 @@ def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) ->
     the protocol; a one-fold protocol is split into two halves of its groups), so a set holds the truly best source
     in ≥ `level` of held-out groups when groups are exchangeable. Returns per table: coverage, mean size, mean
     number of candidates."""
-    from predictor.model import ranking_key
 
     data = proto.data
     fid = fold_ids(proto)
@@ -158,9 +208,9 @@ def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) ->
     for t in proto.tables:
         if not t.ranking:
             continue
-        sel = np.asarray(t.select(data), bool) & ~np.isnan(pred)
+        sel = _table_rows(proto, t)[0] & ~np.isnan(pred)
         if sel.any():
-            frames.append(pd.DataFrame({"table": t.name, "g": t.name + "\x00" + ranking_key(data.loc[sel]),
+            frames.append(pd.DataFrame({"table": t.name, "g": t.name + "\x00" + _ranking_keys(data)[sel],
                                         "fold": fid[sel], "y": y[sel], "p": pred[sel]}))
     if not frames:
         return {}
@@ -205,14 +255,15 @@ def score_protocol(proto: P.Protocol, pred: np.ndarray, kind: str = "regression"
     regime = INTERVAL_REGIMES.get(proto.name, "similarity")
     ivals = cross_conformal(proto, pred, regime=regime) if (intervals and kind == "regression") else None
     for t in proto.tables:
-        sel = np.asarray(t.select(proto.data), bool) & ~np.isnan(pred)
+        base, labels = _table_rows(proto, t)
+        sel = base & ~np.isnan(pred)
         if not sel.any():
             continue
         regression = t.regression and kind == "regression"
         if not (t.ranking or regression):
             continue
         d = proto.data.loc[sel]
-        g = t.groups(d)
+        g = labels[sel[base]]
         res = M.summarize(g, d["score"].to_numpy(float), pred[sel], ranking=t.ranking, regression=regression,
                           n_boot=n_boot)
         if ivals is not None:
@@ -242,7 +293,9 @@ def evaluate_protocol(protocol, fit_predict: Callable, kind: str = "regression",
 class RunResult:
     protocols: dict = field(default_factory=dict)     # name -> {title, description, grouping, goals, peers, n_folds}
     results: dict = field(default_factory=dict)       # protocol -> method -> table -> metrics
-    timings: dict = field(default_factory=dict)       # method -> seconds
+    timings: dict = field(default_factory=dict)       # method -> seconds (its fits + scoring, summed over processes)
+    timing_detail: dict = field(default_factory=dict)  # method -> protocol -> {fit_s, fits, score_s}
+    jobs: int = 1                                     # worker processes the fits ran in
     methods: dict = field(default_factory=dict)       # method -> {kind, description}
 
 
@@ -266,13 +319,108 @@ def default_methods(include_model: bool = True, include_neural: bool = True) -> 
     return ms + baseline_methods()
 
 
+# Pool workers read the methods, the fit plans and the filled feature caches from here: run_all pickles them once
+# into a file that each (spawned) worker loads at start, so nothing but a (method, batch, fold key) triple crosses
+# the process boundary per fit. Spawned, not forked: a child forked after LightGBM or torch ran OpenMP in the parent
+# hangs in its first parallel region (GNU libgomp is not fork-safe).
+_POOL: dict = {}
+
+
+def _pool_init(state_path: str) -> None:
+    import pickle
+
+    from predictor import baselines as B
+    with open(state_path, "rb") as f:
+        state = pickle.load(f)
+    B.FEATURES, B.COMPONENTS = state.pop("features"), state.pop("components")
+    _POOL.update(state)
+
+
+def _pool_fit(job: tuple[int, int, str]):
+    """One planned fit in a worker: (job, predictions or None, error text or None, seconds)."""
+    mi, bi, k = job
+    t0 = time.perf_counter()
+    try:
+        pred = fit_entry(_POOL["methods"][mi].fit_predict, _POOL["plans"][(mi, bi)][k])
+        return job, pred, None, time.perf_counter() - t0
+    except Exception as e:   # reported as that method's error on that data kind, like the sequential path
+        return job, None, f"{type(e).__name__}: {e}"[:300], time.perf_counter() - t0
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def default_jobs() -> int:
+    """Worker processes for `run_all`: every core this process may use, at most 2 (the budget is 2 cores)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(2, n))
+
+
+def _warm_caches(plans: dict, methods: list[Method]) -> None:
+    """Fill the per-process feature caches before the pool forks, so both workers share one copy (copy-on-write).
+
+    The caches are filled by replaying, in the sequential run's order (method by method, fit by fit), the cache
+    calls each fit would make (`fit_predict.cache_use(train, test)`): a batch of rows is featurized together, and
+    float32 features of a batch can differ in the last bit from those of another batch, so the same batches in the
+    same order give every method exactly the features (and the numbers) of a sequential run."""
+    from predictor import baselines as B
+    caches = {"features": B.FEATURES, "components": B.COMPONENTS}
+    keys: dict[tuple, np.ndarray] = {}      # (cache, data, overrides) -> row key of every data row
+    covered: dict[tuple, np.ndarray] = {}   # (cache, data, overrides) -> rows already cached
+    used: dict[int, set] = {}               # method -> caches its fits use
+
+    def slot(cname, e, frame_is_test):
+        ov = json.dumps(e["overrides"], sort_keys=True) if frame_is_test else "{}"
+        k = (cname, id(e["data"]), ov)
+        if k not in keys:
+            data = e["data"].assign(**e["overrides"]) if frame_is_test and e["overrides"] else e["data"]
+            keys[k] = caches[cname].row_keys(data).to_numpy()
+            covered[k] = np.zeros(len(data), bool)
+        return k
+
+    for mi, m in enumerate(methods):
+        use = getattr(m.fit_predict, "cache_use", None)
+        if use is None:
+            continue
+        for (pmi, _), plan in plans.items():
+            if pmi != mi:
+                continue
+            for e in plan.values():
+                if "GENETIC" in e["data"].columns:     # LangRank's own tables carry their features
+                    continue
+                if mi in used and all(covered[slot(c, e, False)][e["train"]].all()
+                                      and covered[slot(c, e, True)][e["test"]].all() for c in used[mi]):
+                    continue
+                train, test = e["data"].loc[e["train"]], _test_frame(e)
+                for cname, frame in use(train, test):
+                    used.setdefault(mi, set()).add(cname)
+                    k = slot(cname, e, frame is test)
+                    rows = frame.index.to_numpy()
+                    todo = ~covered[k][rows]
+                    if todo.any():
+                        sub = frame.loc[todo] if not todo.all() else frame
+                        caches[cname].get(sub, keys=pd.Series(keys[k][sub.index.to_numpy()], index=sub.index),
+                                          fill_only=True)
+                        covered[k][rows] = True
+
+
 def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups: int | None = P.DEFAULT_GROUPS,
-            log=print, on_method: Callable[[RunResult], None] | None = None,
-            previous: RunResult | None = None) -> RunResult:
+            log=None, on_method: Callable[[RunResult], None] | None = None,
+            previous: RunResult | None = None, jobs: int | None = None) -> RunResult:
     """Every method on every protocol; `on_method` is called after each method (incremental reports);
-    `previous` results are kept for methods not run now (so one method can be re-run and merged)."""
+    `previous` results are kept for methods not run now (so one method can be re-run and merged).
+
+    `jobs` > 1 runs the fits in that many forked worker processes (longest first: the product model, then the other
+    learned methods) while this process scores each method as soon as its fits are in. Every fit is the same call
+    as in the sequential path (same data, parameters and seeds), so the numbers do not depend on `jobs`."""
+    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    log = log or _print
     protos = [P.build(n, obs, n_groups=n_groups) for n in names]
-    rr = RunResult()
+    rr = RunResult(jobs=jobs)
     if previous is not None:
         for pname, per in previous.results.items():
             if pname in names:
@@ -281,6 +429,8 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
             if m not in {x.name for x in methods}:
                 rr.methods[m] = info
                 rr.timings[m] = previous.timings.get(m, 0.0)
+                if m in previous.timing_detail:
+                    rr.timing_detail[m] = previous.timing_detail[m]
     for p in protos:
         rr.protocols[p.name] = {"title": p.title, "description": p.description, "grouping": p.grouping,
                                 "goals": p.goals, "peers": p.peers, "n_folds": len(p.folds),
@@ -289,29 +439,143 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
     batches: dict[int, list[P.Protocol]] = {}
     for p in protos:
         batches.setdefault(id(p.data), []).append(p)
-    for m in methods:
-        t0 = time.perf_counter()
-        log(f"{m.name}: {len(protos)} protocols")
-        for batch in batches.values():
+    # the fits: per method and data kind, one per distinct training set of the protocols the method applies to
+    work: dict[tuple[int, int], list[P.Protocol]] = {}
+    plans: dict[tuple[int, int], dict] = {}
+    plan_of: dict[tuple[str, ...], dict] = {}
+    for mi, m in enumerate(methods):
+        for bi, batch in enumerate(batches.values()):
             batch = [p for p in batch if m.applies_to is None or p.name in m.applies_to]
-            if not batch:
-                continue
-            try:
-                preds = run_folds(batch, m.fit_predict, log=log if m.name in (OURS, NEURAL) else None)
-            except Exception as e:   # a method that cannot run on a data kind is reported as such, not hidden
-                for p in batch:
-                    rr.results[p.name][m.name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-                log(f"  {m.name} failed on {[p.name for p in batch]}: {type(e).__name__}: {e}")
-                continue
-            for p in batch:
-                rr.results[p.name][m.name] = score_protocol(p, preds[p.name], m.kind,
-                                                            intervals=p.name in INTERVAL_REGIMES)
-        rr.timings[m.name] = time.perf_counter() - t0
+            if batch:
+                work[(mi, bi)] = batch
+                names_key = tuple(p.name for p in batch)
+                if names_key not in plan_of:
+                    plan_of[names_key] = plan_folds(batch)
+                plans[(mi, bi)] = plan_of[names_key]
+    pending = {mi: {wk for wk in work if wk[0] == mi} for mi in range(len(methods))}
+    started = {mi: None for mi in range(len(methods))}
+    fit_s: dict[tuple[int, int], dict[str, float]] = {wk: {} for wk in work}
+    shared: dict[tuple[int, int], dict[str, np.ndarray]] = {wk: {} for wk in work}
+    errors: dict[tuple[int, int], str] = {}
+    logged = {OURS, NEURAL}
+
+    def method_done(mi: int) -> None:
+        m = methods[mi]
+        detail = rr.timing_detail.setdefault(m.name, {})
+        for wk in [w for w in work if w[0] == mi]:
+            for name, secs in fit_s[wk].items():
+                d = detail.setdefault(name.split("/")[0], {"fit_s": 0.0, "fits": 0, "score_s": 0.0})
+                d["fit_s"] += secs
+                d["fits"] += 1
+        rr.timings[m.name] = round(sum(d["fit_s"] + d["score_s"] for d in detail.values()), 1)
+        for d in detail.values():
+            d["fit_s"], d["score_s"] = round(d["fit_s"], 1), round(d["score_s"], 1)
         rr.methods[m.name] = {"kind": m.kind, "description": m.description}
-        log(f"  done in {rr.timings[m.name]:.1f}s")
+        for pname in rr.results:   # report order = method order, whatever order the methods finish in
+            order = [x.name for x in methods]
+            rr.results[pname] = dict(sorted(rr.results[pname].items(),
+                                            key=lambda kv: order.index(kv[0]) if kv[0] in order else -1))
+        wall = time.perf_counter() - started[mi] if started[mi] else 0.0
+        log(f"{m.name}: done ({rr.timings[m.name]:.1f}s of fits and scoring; {wall:.0f}s since its first fit)")
         if on_method:
             on_method(rr)
+
+    def batch_done(wk: tuple[int, int]) -> None:
+        mi = wk[0]
+        m, batch = methods[mi], work[wk]
+        detail = rr.timing_detail.setdefault(m.name, {})
+        if wk in errors:
+            for p in batch:
+                rr.results[p.name][m.name] = {"error": errors[wk]}
+            log(f"  {m.name} failed on {[p.name for p in batch]}: {errors[wk]}")
+        else:
+            preds = _assemble(batch, plans[wk], shared[wk])
+            for p in batch:
+                t0 = time.perf_counter()
+                rr.results[p.name][m.name] = score_protocol(p, preds[p.name], m.kind,
+                                                            intervals=p.name in INTERVAL_REGIMES)
+                d = detail.setdefault(p.name, {"fit_s": 0.0, "fits": 0, "score_s": 0.0})
+                d["score_s"] += time.perf_counter() - t0
+        shared[wk].clear()
+        pending[mi].discard(wk)
+        if not pending[mi]:
+            method_done(mi)
+
+    def take(job, pred, err, secs) -> None:
+        mi, bi, k = job
+        wk = (mi, bi)
+        if started[mi] is None:
+            started[mi] = time.perf_counter() - secs
+        e = plans[wk][k]
+        fit_s[wk][e["name"]] = secs
+        if err is not None:
+            errors.setdefault(wk, err)
+        else:
+            shared[wk][k] = pred
+        if methods[mi].name in logged:
+            log(f"    {methods[mi].name} fit {e['name']}: {int(e['train'].sum())} train, {int(e['test'].sum())} "
+                f"test rows, {secs:.1f}s")
+        if len(fit_s[wk]) == len(plans[wk]):
+            batch_done(wk)
+
+    for mi, m in enumerate(methods):
+        if not any(w[0] == mi for w in work):
+            log(f"{m.name}: applies to none of {names}")
+            method_done(mi)
+    # largest jobs first (the product model, then the other learned methods), each method's biggest training set first
+    order = [(mi, bi, k) for (mi, bi), plan in plans.items()
+             for k in sorted(plan, key=lambda k: -int(plan[k]["train"].sum()))]
+    log(f"{len(methods)} methods × {len(protos)} protocols: {len(order)} fits on {jobs} process(es)")
+    if jobs == 1 or len(order) <= 1:
+        for job in order:
+            take(*_pool_fit_local(methods, plans, job))
+        return rr
+    import multiprocessing as mp
+    import pickle
+    import tempfile
+
+    from predictor import baselines as B
+    try:
+        pickle.dumps(methods)
+    except Exception as e:   # e.g. a lambda as fit_predict: cannot reach a worker process
+        log(f"methods cannot be sent to worker processes ({type(e).__name__}: {e}); running them here")
+        for job in order:
+            take(*_pool_fit_local(methods, plans, job))
+        return rr
+    t0 = time.perf_counter()
+    _warm_caches(plans, methods)
+    with tempfile.NamedTemporaryFile(prefix="xlt-evaluate-", suffix=".pkl", delete=False) as f:
+        pickle.dump({"methods": methods, "plans": plans, "features": B.FEATURES, "components": B.COMPONENTS}, f,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    log(f"feature caches filled and pickled for the workers in {time.perf_counter() - t0:.1f}s")
+    env = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY",)}
+    # two workers side by side: an OpenMP thread waiting at a barrier sleeps instead of spinning on a shared core
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        with mp.get_context("spawn").Pool(jobs, initializer=_pool_init, initargs=(f.name,)) as pool:
+            for k, v in env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            for res in pool.imap_unordered(_pool_fit, order, chunksize=1):
+                take(*res)
+    finally:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        os.unlink(f.name)
     return rr
+
+
+def _pool_fit_local(methods, plans, job):
+    _POOL.update(methods=methods, plans=plans)
+    try:
+        return _pool_fit(job)
+    finally:
+        _POOL.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", action="append", default=[],
                     help="run only methods whose name contains this text (repeatable); others are kept from the "
                          "existing accuracy.json")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help=f"worker processes for the fits (default {default_jobs()}: the cores available, at most 2)")
     ap.add_argument("--observations", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPORTS)
     ap.add_argument("--readme", action="store_true",
@@ -354,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.protocol:
         previous = load_previous(args.out / "accuracy.json")   # other protocols' results are kept
     write = lambda r: write_reports(r, args.out, elapsed=time.perf_counter() - t0, n_obs=len(obs))  # noqa: E731
-    rr = run_all(obs, methods, names, n_groups=args.groups or None, on_method=write, previous=previous)
+    rr = run_all(obs, methods, names, n_groups=args.groups or None, on_method=write, previous=previous,
+                 jobs=args.jobs)
     write(rr)
     print(f"wrote {args.out / 'accuracy.md'} and accuracy.json in {time.perf_counter() - t0:.0f}s")
     return 0
@@ -366,7 +633,8 @@ def load_previous(path: Path) -> RunResult | None:
         return None
     js = json.loads(Path(path).read_text())
     return RunResult(protocols=js.get("protocols", {}), results=js.get("results", {}),
-                     timings=js.get("timings_s", {}), methods=js.get("methods", {}))
+                     timings=js.get("timings_s", {}), methods=js.get("methods", {}),
+                     timing_detail=js.get("timings_detail_s", {}), jobs=js.get("jobs", 1))
 
 
 
@@ -639,7 +907,8 @@ def write_reports(rr: RunResult, out: Path, elapsed: float, n_obs: int, meta: di
                "elapsed_s": round(elapsed, 1), "cpu_s": meta.get("cpu_s") or round(time.process_time(), 1),
                "load": meta.get("load") or _load(), "code_version": meta.get("code_version") or CODE_VERSION,
                "observations_rows": n_obs, "relevance_convention": RELEVANCE_NOTE, "headline": head,
-               "protocols": rr.protocols, "methods": rr.methods, "timings_s": rr.timings, "results": rr.results}
+               "jobs": meta.get("jobs") or rr.jobs, "protocols": rr.protocols, "methods": rr.methods,
+               "timings_s": rr.timings, "timings_detail_s": rr.timing_detail, "results": rr.results}
     _atomic_write(out / "accuracy.json", json.dumps(payload, indent=1, default=_json_default))
     _atomic_write(out / "accuracy.md", render_markdown(rr, head, elapsed, n_obs, payload["cpu_s"], payload["load"]))
 
@@ -731,6 +1000,18 @@ def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int,
     L += ["## Methods", "", "| method | kind | description | time (s, all protocols) |", "|---|---|---|---|"]
     for m, info in rr.methods.items():
         L.append(f"| {m} | {info['kind']} | {info['description']} | {rr.timings.get(m, 0):.0f} |")
+    if rr.timing_detail:
+        pnames = list(rr.protocols)
+        L += ["", f"Time per method and protocol (seconds of fitting + scoring, measured inside the process that did "
+                  f"it; the fits ran in {rr.jobs} worker process(es), so they add up to more than the wall time). A fit "
+                  "shared by protocols with the same training set counts under the first of them.", "",
+              "| method | " + " | ".join(f"`{p}`" for p in pnames) + " | total |", "|---|" + "---|" * (len(pnames) + 1)]
+        for m, per in rr.timing_detail.items():
+            cells = []
+            for p in pnames:
+                d = per.get(p)
+                cells.append("" if not d else f"{d['fit_s']:.0f} + {d['score_s']:.0f}")
+            L.append(f"| {m} | " + " | ".join(cells) + f" | {rr.timings.get(m, 0):.0f} |")
     L += ["", "Reproduce: `xlt evaluate --all` (or `python -m predictor.evaluate --all`).", ""]
     return "\n".join(L)
 

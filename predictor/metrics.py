@@ -14,6 +14,8 @@ by row order (first row wins), like `idxmax`.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -128,8 +130,18 @@ def per_group_errors(groups, y_true, y_pred) -> pd.DataFrame:
 
 
 def bootstrap_draws(n_groups: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
-    """(n_boot, n_groups) indices of resampled groups; the same seed gives the same draws everywhere."""
-    return np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    """(n_boot, n_groups) indices of resampled groups; the same seed gives the same draws everywhere.
+
+    Every metric of a table (and every method on it) resamples the same draws: drawn once per shape and seed and
+    returned read-only."""
+    return _draws(int(n_groups), int(n_boot), int(seed))
+
+
+@lru_cache(maxsize=64)
+def _draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
+    out = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    out.flags.writeable = False
+    return out
 
 
 def _interval(stat: float, draws: np.ndarray) -> dict:

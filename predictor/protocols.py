@@ -133,11 +133,20 @@ def load_observations(path: str | Path | None = None) -> pd.DataFrame:
 def row_languages(df: pd.DataFrame) -> pd.Series:
     """Every language a row was fine-tuned on (n > 0), one entry per (row index, language); the source included."""
     tc = df["train_config"].fillna("").astype(str)
-    parts = tc.str.split(";").explode()
-    parts = parts[parts.str.contains(":", regex=False)]
-    lang = parts.str.split(":").str[0].str.strip()
+    # parse each distinct mixture once (SumEval repeats long mixtures across targets), then expand to the rows
+    codes, uniq = pd.factorize(tc.to_numpy(dtype=object), sort=False)
+    parts = pd.Series(uniq, dtype=object).str.split(";").explode()
+    parts = parts[parts.str.contains(":", regex=False).fillna(False).to_numpy(dtype=bool)]
+    ulang = parts.str.split(":").str[0].str.strip()
     n = pd.to_numeric(parts.str.split(":").str[1], errors="coerce")
-    lang = lang[(n > 0) | n.isna()]
+    ulang = ulang[((n > 0) | n.isna()).to_numpy()]
+    uid = ulang.index.to_numpy(dtype=np.int64)          # ascending: explode keeps the order of the mixtures
+    counts = np.bincount(uid, minlength=len(uniq))
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    per_row = counts[codes]
+    first = np.repeat(np.cumsum(per_row) - per_row, per_row)
+    pos = np.repeat(starts[codes], per_row) + (np.arange(int(per_row.sum())) - first)
+    lang = pd.Series(ulang.to_numpy(dtype=object)[pos], index=df.index.to_numpy()[np.repeat(np.arange(len(df)), per_row)])
     if "source" in df.columns:
         src = df["source"]
         src = src[src.notna() & (src.astype(str) != "")].astype(str)

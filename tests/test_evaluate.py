@@ -221,3 +221,33 @@ def test_best_source_sets_cover_and_stay_small():
     assert 1.0 < noisy["bestset90_size"]["value"] < n_cand and noisy["bestset90_candidates"] == n_cand
     useless = E.best_source_sets(proto, rng.normal(0, 1, len(d)))["all"]          # a random ranking needs big sets
     assert useless["bestset90_size"]["value"] > noisy["bestset90_size"]["value"]
+
+
+def test_parallel_run_equals_the_sequential_run(xnli, monkeypatch):
+    """`run_all` with 2 forked workers gives exactly the numbers of the sequential run (the product model, the neural
+    model, the learned baselines and the rules), and times every method per protocol."""
+    from predictor.neural import neural_fit_predict
+    methods = [B.Method(E.OURS, B.xlt_model(), "regression"),
+               B.Method(E.NEURAL, neural_fit_predict(max_rows=300), "regression"),
+               B.Method("LITMUS regressor", B.litmus_regressor, "regression"),
+               B.Method("LangRank LambdaRank", B.langrank_lambdarank, "ranking"),
+               B.Method("closest geographic", B.closest_by("geographic"), "ranking"),
+               B.Method("always English", B.always_english, "ranking")]
+    runs = {}
+    for jobs in (1, 2):
+        monkeypatch.setattr(B, "FEATURES", B.FeatureCache())      # each run starts from empty caches
+        monkeypatch.setattr(B, "COMPONENTS", B.ComponentCache())
+        logged = []
+        runs[jobs] = E.run_all(xnli, methods, ["langrankplus", "unseen_dataset"], jobs=jobs, log=logged.append)
+        assert any("fits on" in line for line in logged)
+    seq, par = runs[1], runs[2]
+    assert list(par.results["langrankplus"]) == [m.name for m in methods]      # report order = method order
+    assert json.dumps(par.results, sort_keys=True) == json.dumps(seq.results, sort_keys=True)
+    ours = par.results["langrankplus"][E.OURS]["xnli_mt5"]
+    assert ours["n_rank_groups"] == 15 and ours["rmse"]["value"] > 0
+    for run in (seq, par):
+        d = run.timing_detail[E.OURS]
+        assert d["langrankplus"]["fits"] == 5 and d["unseen_dataset"]["fits"] == 2     # 5 language groups, 2 matrices
+        assert d["langrankplus"]["fit_s"] > 0 and d["langrankplus"]["score_s"] > 0
+        assert run.timings[E.OURS] == pytest.approx(sum(v["fit_s"] + v["score_s"] for v in d.values()), abs=0.2)
+    assert par.jobs == 2 and seq.jobs == 1

@@ -20,20 +20,38 @@ EVAL_PARAMS = dict(epochs=5, batch_size=512, hidden=(128, 64), mono_penalty=1.0)
 EVAL_MAX_ROWS = 20_000
 
 
-def neural_fit_predict(params: dict | None = None, max_rows: int | None = EVAL_MAX_ROWS):
-    """`fit_predict(train, test)` for predictor.evaluate; per-query features from the evaluation's shared cache."""
-    def fit_predict(train, test):
-        import numpy as np
+def _eval_rows(train, p: dict, max_rows: int | None):
+    """The training rows of one evaluation fit: a fold larger than `max_rows` is subsampled with probability ∝ the
+    dataset weights (seeded) and then fitted unweighted (`p["weight_power"]` set to 0)."""
+    import numpy as np
 
+    from predictor.model import dataset_weights
+    if max_rows and len(train) > max_rows and "dataset" in train.columns:
+        w = dataset_weights(train, p.get("weight_power", 0.5))
+        pick = np.random.default_rng(0).choice(len(train), size=max_rows, replace=False, p=w / w.sum())
+        train = train.iloc[np.sort(pick)]
+        p["weight_power"] = 0.0
+    return train
+
+
+class _NeuralFit:
+    """`fit_predict(train, test)` of the neural model for predictor.evaluate (picklable, for the worker pool)."""
+    __name__ = "neural"
+
+    def __init__(self, params: dict | None, max_rows: int | None):
+        self.params, self.max_rows = dict(params or {}), max_rows
+
+    def __call__(self, train, test):
         from predictor.baselines import FEATURES
-        from predictor.model import dataset_weights
-        p = {**EVAL_PARAMS, **(params or {})}
-        if max_rows and len(train) > max_rows and "dataset" in train.columns:
-            w = dataset_weights(train, p.get("weight_power", 0.5))
-            pick = np.random.default_rng(0).choice(len(train), size=max_rows, replace=False, p=w / w.sum())
-            train = train.iloc[np.sort(pick)]
-            p["weight_power"] = 0.0
+        p = {**EVAL_PARAMS, **self.params}
+        train = _eval_rows(train, p, self.max_rows)
         m = NeuralTransferRegressor(**p).fit(train, X=FEATURES.get(train))
         return m.predict(test, X=FEATURES.get(test))
-    fit_predict.__name__ = "neural"
-    return fit_predict
+
+    def cache_use(self, train, test):   # the feature-cache calls a fit makes, in order (evaluate warms the cache)
+        return [("features", _eval_rows(train, {**EVAL_PARAMS, **self.params}, self.max_rows)), ("features", test)]
+
+
+def neural_fit_predict(params: dict | None = None, max_rows: int | None = EVAL_MAX_ROWS):
+    """`fit_predict(train, test)` for predictor.evaluate; per-query features from the evaluation's shared cache."""
+    return _NeuralFit(params, max_rows)
