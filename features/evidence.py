@@ -236,8 +236,10 @@ class RecordEvidence:
             values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level))
         return np.array(values, dtype=np.float64).reshape(len(values), len(GRAINS)).astype(np.float32)
 
-    def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray) -> pd.DataFrame:
-        """Training: like `component_values`, minus each row's own score (leave-one-out), then masked at random."""
+    def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray,
+                        seed: int | None = None) -> pd.DataFrame:
+        """Training: like `component_values`, minus each row's own score (leave-one-out), then masked at random
+        (`seed`: which draw of the masks; default `random_state`)."""
         y = np.asarray(y, dtype=np.float64)
         base = self.component_values(norm, rows, langs, GRAINS)
         keys = self._grain_keys(norm)
@@ -262,7 +264,7 @@ class RecordEvidence:
                 continue
             out[g] = np.where(mine, loo, base[g].to_numpy(dtype=np.float64))
             out[g] = np.where(src == tgt, np.nan, out[g])
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(self.random_state if seed is None else seed)
         langs_all = np.unique(np.concatenate([tgt.astype(str), src.astype(str)]))
         hidden = set(langs_all[rng.random(len(langs_all)) < self.language_mask_rate])
         tgt_hidden = np.isin(tgt.astype(str), list(hidden))

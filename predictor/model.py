@@ -129,8 +129,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  max_depth: int = 6, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
-                 language_mask_rate: float = 0.25, record_residuals: bool = True, random_state: int = 0,
-                 n_jobs: int = 2):
+                 language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
+                 random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -145,6 +145,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.evidence = evidence
         self.mask_rate = mask_rate
         self.language_mask_rate = language_mask_rate
+        self.mask_replicas = mask_replicas
         self.record_residuals = record_residuals
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -178,22 +179,27 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         y = obs["score"].to_numpy(dtype=np.float64) if y is None else np.asarray(y, dtype=np.float64)
         if self.evidence:  # leave-one-out and masked: training evidence (serving adds it in `_matrix`)
             self.evidence_ = RecordEvidence(self.mask_rate, self.language_mask_rate, self.random_state).fit(norm, y)
-            E = self.evidence_.training_values(norm, y, rows, langs)
-            Xc = pd.concat([Xc.reset_index(drop=True), E.reset_index(drop=True)], axis=1)
+            # each row once per draw of the masks: the trees learn the average over draws, not one draw's accidents
+            arrs = [np.concatenate([static, self.evidence_.training_values(norm, y, rows, langs, seed=self.random_state
+                                                                          + r)[EVIDENCE_FEATURES].to_numpy(np.float32)],
+                                   axis=1) for r in range(max(1, int(self.mask_replicas)))]
+        else:
+            arrs = [static]
         w = dataset_weights(obs, self.weight_power) if "dataset" in obs.columns else np.ones(len(obs))
         self.inlang_min_k_ = self._inlang_start(norm)
         n = len(norm)
-        pick = representative(Xc, rows, n)
-        arr = Xc[self.feature_names].to_numpy(dtype=np.float32)
+        picks = [representative(Xc, rows, n)] * len(arrs)
+        chance, types = chance_levels(norm), norm["task_type"].to_numpy(dtype=object)
         for round_ in range(self.em_rounds + 1):
-            ok = pick >= 0
-            data = lgb.Dataset(arr[pick[ok]], label=y[ok], weight=w[ok], feature_name=self.feature_names,
+            oks = [pick >= 0 for pick in picks]
+            data = lgb.Dataset(np.concatenate([a[p[ok]] for a, p, ok in zip(arrs, picks, oks)]),
+                               label=np.concatenate([y[ok] for ok in oks]),
+                               weight=np.concatenate([w[ok] for ok in oks]), feature_name=self.feature_names,
                                categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=True)
             self.booster_ = lgb.train(self.lgb_params(), data, num_boost_round=self.n_estimators)
             self.feature_names_ = list(self.feature_names)
             if round_ < self.em_rounds:
-                comp = self._scores(arr, rows, chance_levels(norm), norm["task_type"].to_numpy(dtype=object))
-                pick = representative(Xc, rows, n, comp)
+                picks = [representative(Xc, rows, n, self._scores(a, rows, chance, types)) for a in arrs]
         self.residuals_ = RecordResiduals()
         if self.record_residuals:  # what the served trees (full-record evidence) still miss on the record's rows
             fitted = self._score_matrix(static, np.asarray(rows), langs, norm)[1]
