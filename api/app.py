@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import sys
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -372,10 +371,12 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
             except ModelNotReady as e:
                 log.error("model not ready: %s", e)
                 app.state.predictor, app.state.load_error = None, f"model not ready: {public_message(str(e))}"
-        if app.state.predictor is not None and hasattr(app.state.predictor, "warm_up"):
-            # the tabulated TreeSHAP (~0.2 s) and the first-use imports are paid beside the first requests, in a
-            # thread, not on the event loop nor in the first question's time
-            threading.Thread(target=app.state.predictor.warm_up, name="xlt-warm-up", daemon=True).start()
+        if app.state.predictor is not None and hasattr(app.state.predictor, "warm_up") \
+                and not getattr(app.state.predictor, "warm", False):
+            # the tabulated TreeSHAP and the first-use costs (typology tables, lazy imports: ~0.5 s) are paid before
+            # the worker accepts connections, so its first answers are as fast as the rest (a warm-up thread beside
+            # the first requests took the CPU from them for seconds on a busy box)
+            await asyncio.to_thread(app.state.predictor.warm_up)
         yield
         for pool in app.state.pools.values():
             pool.close()

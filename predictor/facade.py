@@ -99,7 +99,7 @@ class TransferPredictor:
         return shap(arr) if shap is not None else self.model.contributions_matrix(arr)
 
     def treeshap(self) -> TreeShap | None:
-        """The tabulated TreeSHAP explainer, built once on first use (~0.2 s; the API builds it at start-up) and
+        """The tabulated TreeSHAP explainer, built once on first use (~0.2 s; the API's warm-up builds it) and
         checked against LightGBM's `pred_contrib` on background rows, a row of zeros and one of missing values;
         None (LightGBM's own is used) when the model is out of its reach or they disagree."""
         if not self._treeshap_built:

@@ -20,7 +20,7 @@ def app_client(predictor):
     app = create_app(predictor)
     with TestClient(app, raise_server_exceptions=False) as c:
         t0 = time.time()
-        while not predictor.warm and time.time() - t0 < 60:  # the warm-up thread the lifespan starts
+        while not predictor.warm and time.time() - t0 < 60:  # the lifespan warms the predictor up before serving
             time.sleep(0.05)
         assert predictor.warm
         yield app, c

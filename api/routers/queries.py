@@ -32,7 +32,7 @@ INLINE_MAX_KS = 30
 
 def _alone(request: Request, p) -> bool:
     """Whether a cheap question may be computed on the event loop: this is the only request in progress in this
-    process, and the predictor has paid its first-use costs (its warm-up runs in a thread at start-up)."""
+    process, and the predictor has paid its first-use costs (the app's start-up warms it up)."""
     inflight = getattr(request.app.state, "inflight", None)
     return inflight is not None and inflight.n <= 1 and getattr(p, "warm", False)
 
