@@ -15,7 +15,8 @@ if __package__ in (None, ""):
 
 # (label, (file suffix, function name)) of the pieces worth naming (disjoint: none calls another)
 PIECES = [
-    ("TreeSHAP reasons (LightGBM pred_contrib, top 5 rows)", ("predictor/model.py", "contributions_matrix")),
+    ("TreeSHAP reasons (tabulated numpy TreeSHAP, top 5 rows)", ("predictor/treeshap.py", "__call__")),
+    ("TreeSHAP reasons (LightGBM pred_contrib fallback)", ("predictor/model.py", "contributions_matrix")),
     ("scores (LightGBM predict for 100 rows, floors)", ("predictor/model.py", "_scores")),
     ("static features (typology, corpora)", ("features/featurize.py", "_featurize_matrix")),
     ("record evidence", ("features/evidence.py", "component_matrix")),
@@ -53,6 +54,7 @@ def measure(n: int = 40) -> dict:
     from predictor import TransferPredictor
 
     p = TransferPredictor.load()
+    p.warm_up()  # as the server does before it accepts connections
 
     def ask(i: int) -> dict:
         q = fresh_question(i)

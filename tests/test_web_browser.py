@@ -191,13 +191,27 @@ def test_csv_upload_shows_summary(browser, live_server, tmp_path):
     assert not _console_errors(browser)
 
 
-def test_plots_arrive_when_the_plot_pool_is_busy(browser, live_server):
+@pytest.fixture(scope="module")
+def small_plot_pool_server(predictor):
+    """A server whose plot pool holds one picture and one waiting for 0.2 s (the shipped queue is sized for 50
+    clients, so a handful of flooding threads would never fill it): what the page does when the pool is full."""
+    from api.app import create_app
+    from api.dependencies import PoolLimits
+    from conftest import serving
+
+    app = create_app(predictor, limits={"plots": PoolLimits(size=1, queue=1, wait_s=0.2, retry_after=1)})
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_plots_arrive_when_the_plot_pool_is_busy(browser, small_plot_pool_server):
     """Other users keep the plot pool full (503 + Retry-After): the page waits it out and still draws both pictures."""
     import threading
     import time
     import urllib.error
     import urllib.request
 
+    live_server = small_plot_pool_server
     By = _by()
     stop = time.time() + 3.0
     counter = iter(range(10**6))
