@@ -350,7 +350,11 @@ class TransferPredictor:
             cols["in_best_set"] = ranked >= scores.max() - gap - 1e-9
         if reasons:
             explained = order[:reasons_top]
-            contrib = self._contrib_matrix(X[explained])
+            shap = self.treeshap()
+            # only each explained source against the others matters: the tabulated TreeSHAP then looks up only the
+            # leaves where those rows differ (`TreeShap.relative`: the same effects, up to rounding)
+            contrib = shap.relative(X[explained]) if shap is not None and len(explained) > 1 \
+                else self._contrib_matrix(X[explained])
             # Reasons say why this source beats the others: SHAP minus the mean over all candidates' SHAP, where
             # the mean is estimated on the explained rows (target-level features cancel out either way).
             mean = contrib.mean(axis=0) if len(explained) > 1 else None

@@ -150,24 +150,49 @@ class TreeShap:
             out[start:start + 8] = self._explain8(X[start:start + 8])
         return out
 
-    def _explain8(self, X: np.ndarray) -> np.ndarray:
+    def relative(self, X: np.ndarray) -> np.ndarray:
+        """SHAP of up to 8 rows up to a per-feature constant shared by the rows: `r - r.mean(axis=0)` equals
+        `s - s.mean(axis=0)` for `s = self(X)`. A leaf where every row has the same pattern adds the same amount to
+        every row, so only the leaves where the rows differ are looked up (about a quarter of them for a ranking's
+        top rows, which share their target); what a ranking's reasons need (each source against the others)."""
+        X = np.asarray(X, dtype=np.float32)
+        if len(X) > 8 or len(X) < 2:
+            return self(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"TreeShap: expected (rows, {self.n_features}) features, got {X.shape}")
+        return self._explain8(X, differing_only=True)
+
+    def _patterns(self, X: np.ndarray) -> np.ndarray:
+        """(leaf, row) decision pattern of up to 8 rows: bit b set when the row satisfies every split of the leaf's
+        path on the leaf's b-th feature."""
+        lv = self._leaves
+        left = np.packbits(self._go_left(X.astype(np.float64)), axis=0, bitorder="little")[0]  # bit i: row i
+        went = np.empty(2 * len(left) + 1, dtype=np.uint8)
+        went[0:-1:2] = left
+        went[1:-1:2] = ~left
+        went[-1] = 0xFF
+        # o[leaf, bit]: the rows (one bit each) that satisfy every split of the leaf's path on the bit's feature
+        o = np.full(lv["n_leaves"] * 8, 0xFF, dtype=np.uint8)  # padding bits: always satisfied
+        o[lv["run_slot"]] = np.bitwise_and.reduceat(went[lv["step_col"]], lv["run_start"])
+        # transposed (8×8 bits per leaf): byte i of a leaf = row i's pattern over the leaf's bits
+        return _transpose8(o).reshape(-1, 8)[:, :len(X)] & ((1 << self.n_bits) - 1)
+
+    def _explain8(self, X: np.ndarray, differing_only: bool = False) -> np.ndarray:
         r, width = len(X), self.n_features + 2
         lv = self._leaves
         out = np.zeros((r, width))
         if lv["n_leaves"]:
-            left = np.packbits(self._go_left(X.astype(np.float64)), axis=0, bitorder="little")[0]  # bit i: row i
-            went = np.empty(2 * len(left) + 1, dtype=np.uint8)
-            went[0:-1:2] = left
-            went[1:-1:2] = ~left
-            went[-1] = 0xFF
-            # o[leaf, bit]: the rows (one bit each) that satisfy every split of the leaf's path on the bit's feature
-            o = np.full(lv["n_leaves"] * 8, 0xFF, dtype=np.uint8)  # padding bits: always satisfied
-            o[lv["run_slot"]] = np.bitwise_and.reduceat(went[lv["step_col"]], lv["run_start"])
-            # transposed (8×8 bits per leaf): byte i of a leaf = row i's pattern over the leaf's bits
-            pattern = _transpose8(o).reshape(-1, 8)[:, :r] & ((1 << self.n_bits) - 1)
-            values = np.take(self._table, lv["offset"] + pattern, axis=0)   # (leaf, row, bit)
-            out += np.bincount(self._columns(r), weights=values.ravel(), minlength=r * width).reshape(r, width)
-        out[:, self.n_features] = self.bias
+            pattern = self._patterns(X)
+            if differing_only:
+                keep = np.flatnonzero((pattern != pattern[:, :1]).any(axis=1))
+                values = np.take(self._table, lv["offset"][keep] + pattern[keep], axis=0)  # (leaf, row, bit)
+                cols = (lv["bit_feature"][keep][:, None, :] + (np.arange(r) * width)[None, :, None]).ravel()
+            else:
+                values = np.take(self._table, lv["offset"] + pattern, axis=0)   # (leaf, row, bit)
+                cols = self._columns(r)
+            out += np.bincount(cols, weights=values.ravel(), minlength=r * width).reshape(r, width)
+        if not differing_only:
+            out[:, self.n_features] = self.bias
         return out[:, : self.n_features + 1]
 
     def _columns(self, r: int) -> np.ndarray:

@@ -39,6 +39,9 @@ def test_shipped_model_matches_pred_contrib(predictor):
     for n in (1, 5, 8, 9, 17):  # one to several 8-row blocks
         _assert_same(shap, booster, X[:n])
     assert shap(X[:0]).shape == (0, len(predictor.feature_names) + 1)
+    for Y in (X[:5], _perturbed(X, seed=4, n=8), X[10:12]):  # SHAP relative to the rows' mean, from differing leaves
+        full, rel = shap(Y), shap.relative(Y)
+        np.testing.assert_allclose(rel - rel.mean(axis=0), full - full.mean(axis=0), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("params", [
