@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import json
 import logging
@@ -377,6 +378,9 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
             # the worker accepts connections, so its first answers are as fast as the rest (a warm-up thread beside
             # the first requests took the CPU from them for seconds on a busy box)
             await asyncio.to_thread(app.state.predictor.warm_up)
+        # what start-up built (modules, the model, tables: ~140k objects) lives as long as the process: moved out of
+        # the collector's generations, so the collections a request's allocations trigger do not walk it again
+        gc.freeze()
         yield
         for pool in app.state.pools.values():
             pool.close()
