@@ -251,3 +251,23 @@ def test_parallel_run_equals_the_sequential_run(xnli, monkeypatch):
         assert d["langrankplus"]["fit_s"] > 0 and d["langrankplus"]["score_s"] > 0
         assert run.timings[E.OURS] == pytest.approx(sum(v["fit_s"] + v["score_s"] for v in d.values()), abs=0.2)
     assert par.jobs == 2 and seq.jobs == 1
+
+
+def test_feature_cache_filled_in_advance_gives_the_same_features(obs):
+    """The evaluation fills the feature caches ahead of the fits (`fill_only`, keys computed once): a later lookup
+    returns what a lookup that featurizes the rows itself returns, row for row (index kept)."""
+    sub = obs[obs["dataset"].isin(["langrankplus", "sumeval2022"])].sample(400, random_state=3)
+    direct = B.FeatureCache().get(sub)
+    filled = B.FeatureCache()
+    assert filled.get(sub, keys=B.FeatureCache.row_keys(sub), fill_only=True) is None
+    again = filled.get(sub.sample(frac=1, random_state=4))
+    assert again.index.tolist() != sub.index.tolist()
+    again = again.loc[sub.index]
+    num = direct.select_dtypes("number").columns
+    np.testing.assert_array_equal(again[num].to_numpy(float), direct[num].to_numpy(float))
+    comp = B.ComponentCache()
+    assert comp.get(sub, fill_only=True) is None
+    X, rows, langs = comp.get(sub)
+    rX, rrows, rlangs = B.ComponentCache().get(sub)
+    np.testing.assert_array_equal(X.to_numpy(float), rX.to_numpy(float))
+    assert (rows == rrows).all() and (langs == rlangs).all() and rows.max() == len(sub) - 1

@@ -42,6 +42,20 @@ def test_row_languages_reads_mixtures():
     assert P.involving(df, ["eng"], strict=False).tolist() == [False, True, True]
 
 
+def test_row_languages_parses_repeated_mixtures_like_each_row_alone():
+    """Each distinct mixture is parsed once and expanded to its rows: same languages, order and index as row by row
+    (n = 0 dropped, unparsable n kept, spaces stripped, the source added once, any index)."""
+    cfgs = ["eng:100;deu:0", "deu:5; fra :10", "", "eng:100;deu:0", None, "hin:x;urd:3", "deu:5; fra :10", "eng:7"]
+    df = pd.DataFrame({"train_config": cfgs, "target": ["swh"] * 8,
+                       "source": ["eng", "", "tam", "fra", None, "", "deu", "eng"]}, index=[7, 3, 11, 0, 5, 2, 9, 4])
+    rl = P.row_languages(df)
+    expect = {7: ["eng"], 3: ["deu", "fra"], 11: ["tam"], 0: ["eng", "fra"], 5: [], 2: ["hin", "urd"],
+              9: ["deu", "fra"], 4: ["eng"]}
+    assert {i: rl[rl.index == i].tolist() for i in df.index} == expect
+    # row order is kept: every mixture language of the rows in frame order, then the added sources
+    assert rl.index.tolist() == [7, 3, 3, 0, 2, 2, 9, 9, 4, 11, 0]
+
+
 def test_partition_is_seeded_and_complete():
     langs = [f"l{i:02d}" for i in range(23)]
     a = P.language_partition(langs, 5)
