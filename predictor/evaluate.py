@@ -473,9 +473,9 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
                 d = detail.setdefault(name.split("/")[0], {"fit_s": 0.0, "fits": 0, "score_s": 0.0})
                 d["fit_s"] += secs
                 d["fits"] += 1
-        rr.timings[m.name] = round(sum(d["fit_s"] + d["score_s"] for d in detail.values()), 1)
+        rr.timings[m.name] = round(sum(d["fit_s"] + d["score_s"] for d in detail.values()), 2)
         for d in detail.values():
-            d["fit_s"], d["score_s"] = round(d["fit_s"], 1), round(d["score_s"], 1)
+            d["fit_s"], d["score_s"] = round(d["fit_s"], 2), round(d["score_s"], 2)
         rr.methods[m.name] = {"kind": m.kind, "description": m.description}
         for pname in rr.results:   # report order = method order, whatever order the methods finish in
             order = [x.name for x in methods]

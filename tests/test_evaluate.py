@@ -248,8 +248,8 @@ def test_parallel_run_equals_the_sequential_run(xnli, monkeypatch):
     for run in (seq, par):
         d = run.timing_detail[E.OURS]
         assert d["langrankplus"]["fits"] == 5 and d["unseen_dataset"]["fits"] == 2     # 5 language groups, 2 matrices
-        assert d["langrankplus"]["fit_s"] > 0 and d["langrankplus"]["score_s"] > 0
-        assert run.timings[E.OURS] == pytest.approx(sum(v["fit_s"] + v["score_s"] for v in d.values()), abs=0.2)
+        assert d["langrankplus"]["fit_s"] > 0 and d["langrankplus"]["score_s"] >= 0
+        assert run.timings[E.OURS] == pytest.approx(sum(v["fit_s"] + v["score_s"] for v in d.values()), abs=0.05)
     assert par.jobs == 2 and seq.jobs == 1
 
 
