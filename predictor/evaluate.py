@@ -325,19 +325,16 @@ def default_methods(include_model: bool = True, include_neural: bool = True) -> 
     return ms + baseline_methods()
 
 
-# Pool workers read the methods, the fit plans and the filled feature caches from here: run_all pickles them once
-# into a file that each (spawned) worker loads at start, so nothing but a (method, batch, fold key) triple crosses
-# the process boundary per fit. Spawned, not forked: a child forked after LightGBM or torch ran OpenMP in the parent
-# hangs in its first parallel region (GNU libgomp is not fork-safe).
+# Pool workers get the methods, the fit plans and the filled feature caches once, as the pool initializer's arguments
+# (multiprocessing sends them down each worker's pipe: no file on disk to load), so nothing but a (method, batch,
+# fold key) triple crosses the process boundary per fit. Spawned, not forked: a child forked after LightGBM or torch
+# ran OpenMP in the parent hangs in its first parallel region (GNU libgomp is not fork-safe).
 _POOL: dict = {}
 
 
-def _pool_init(state_path: str) -> None:
-    import pickle
-
+def _pool_init(state: dict) -> None:
     from predictor import baselines as B
-    with open(state_path, "rb") as f:
-        state = pickle.load(f)
+    state = dict(state)
     B.FEATURES, B.COMPONENTS = state.pop("features"), state.pop("components")
     _POOL.update(state)
 
@@ -537,28 +534,23 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
             take(*_pool_fit_local(methods, plans, job))
         return rr
     import multiprocessing as mp
-    import pickle
-    import tempfile
 
     from predictor import baselines as B
-    try:
-        pickle.dumps(methods)
-    except Exception as e:   # e.g. a lambda as fit_predict: cannot reach a worker process
-        log(f"methods cannot be sent to worker processes ({type(e).__name__}: {e}); running them here")
+    local = [m.name for m in methods if "<" in getattr(m.fit_predict, "__qualname__", "")]
+    if local:  # a lambda or a closure as fit_predict cannot reach a worker process
+        log(f"methods {local} cannot be sent to worker processes; running them here")
         for job in order:
             take(*_pool_fit_local(methods, plans, job))
         return rr
     t0 = time.perf_counter()
     _warm_caches(plans, methods)
-    with tempfile.NamedTemporaryFile(prefix="xlt-evaluate-", suffix=".pkl", delete=False) as f:
-        pickle.dump({"methods": methods, "plans": plans, "features": B.FEATURES, "components": B.COMPONENTS}, f,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-    log(f"feature caches filled and pickled for the workers in {time.perf_counter() - t0:.1f}s")
+    state = {"methods": methods, "plans": plans, "features": B.FEATURES, "components": B.COMPONENTS}
+    log(f"feature caches filled for the workers in {time.perf_counter() - t0:.1f}s")
     env = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY",)}
     # two workers side by side: an OpenMP thread waiting at a barrier sleeps instead of spinning on a shared core
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
-        with mp.get_context("spawn").Pool(jobs, initializer=_pool_init, initargs=(f.name,)) as pool:
+        with mp.get_context("spawn").Pool(jobs, initializer=_pool_init, initargs=(state,)) as pool:
             for k, v in env.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -572,7 +564,6 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        os.unlink(f.name)
     return rr
 
 
