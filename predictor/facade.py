@@ -39,6 +39,16 @@ MAX_CANDIDATES = 1000
 ENGLISH = "eng"
 
 
+@lru_cache(maxsize=256)
+def _candidate_codes(candidates: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Canonical codes of a candidate list (None if one fails): the same list comes back with every question of a
+    user or a page, so its ~100 resolutions are paid once."""
+    try:
+        return tuple(resolve_code(c) for c in candidates)
+    except XltError:
+        return None
+
+
 class TransferPredictor:
     """A loaded, verified model plus its calibration; stateless per request and safe to share across threads."""
 
@@ -288,18 +298,19 @@ class TransferPredictor:
                 raise BadValue("candidates is empty: give at least one language or omit it", field="candidates")
             if len(candidates) > MAX_CANDIDATES:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
-            seen: dict[str, None] = {}  # insertion-ordered set
-            for i, c in enumerate(candidates):  # _field's checks inline: no per-candidate field name unless it fails
-                if not isinstance(c, str):
-                    raise BadValue(f"candidates[{i}] must be a string, got {type(c).__name__}",
-                                   field=f"candidates[{i}]")
-                try:
-                    code = resolve_code(c)
-                except XltError as e:
-                    e.field = f"candidates[{i}]"
-                    raise
-                if code != target:
-                    seen[code] = None
+            codes = _candidate_codes(tuple(candidates)) if all(type(c) is str for c in candidates) else None
+            if codes is None:  # some candidate fails: resolve one by one for the error naming its index
+                codes = []
+                for i, c in enumerate(candidates):  # _field's checks inline: no per-candidate field name unless it fails
+                    if not isinstance(c, str):
+                        raise BadValue(f"candidates[{i}] must be a string, got {type(c).__name__}",
+                                       field=f"candidates[{i}]")
+                    try:
+                        codes.append(resolve_code(c))
+                    except XltError as e:
+                        e.field = f"candidates[{i}]"
+                        raise
+            seen = dict.fromkeys(c for c in codes if c != target)  # insertion-ordered set
             if not seen and query.get("source") is None:
                 raise BadValue("every candidate is the target itself", field="candidates")
             cands = tuple(seen)
