@@ -200,7 +200,9 @@ class ExplainResponse(_Out):
     base_value: float
     prediction: float = Field(description="Model output: base_value + sum of contributions (before clipping)")
     predicted_score: float
-    contributions: list[Contribution] = Field(description="One SHAP value per feature, largest |shap| first")
+    contributions: list[Contribution] = Field(description="One SHAP value per feature, largest |shap| first; plus "
+                                              "`record_residual` (the published record's offset for this model, task and "
+                                              "target: see README) where the record has one")
     reasons: list[Reason]
     query: QueryEcho
 
