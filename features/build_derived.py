@@ -435,5 +435,8 @@ def build_typology() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    from features.languages import add_autonyms
+
     build_languages()
+    add_autonyms()  # native names (中文, Deutsch): the same table `python -m features.languages --rebuild` writes
     build_typology()
