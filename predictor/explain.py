@@ -12,7 +12,7 @@ from features.registry import TASK_TYPES
 # not a tree feature: the record's offset for this (model, task, target) added to the trees' output
 RECORD_RESIDUAL = "record_residual"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
-                  RECORD_RESIDUAL: "published results of this target vs. the trees"}
+                  RECORD_RESIDUAL: "correction from this target's published results"}
 
 
 def describe(feature: str, value: float) -> str:
