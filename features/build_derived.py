@@ -314,6 +314,44 @@ def _reorder(npz, langs: np.ndarray) -> np.ndarray:
     return npz["data"][[pos[str(lang)] for lang in langs]]
 
 
+def macrolanguage_fallback(codes, set_cols: dict, values: np.ndarray, observed: np.ndarray, genetic: np.ndarray,
+                           has_genetic: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The macro fallback of `build_typology` (its docstring says why), for any typology table: per typological set
+    (`set_cols`: name → column mask) a language takes its macrolanguage's `values`/`observed` columns, and its
+    `genetic` row when it has none (`has_genetic`). Returns the three tables and the fallbacks taken, for the stats.
+    Shared by the URIEL build here and the URIEL+ build (features/build_urielplus.py)."""
+    from features.languages import LANGUAGES_CSV, MACROLANGUAGE_POLICY
+
+    idx = {str(c): i for i, c in enumerate(codes)}
+    macro_of: dict[str, str] = {}
+    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["macro"]:
+                macro_of[row["code"]] = row["macro"]
+    targets = {t: m for m, t in MACROLANGUAGE_POLICY.items() if m in idx and t in idx}
+    fallbacks: dict[str, list[str]] = defaultdict(list)
+    values_out, obs_out, genetic_out = values.copy(), observed.copy(), genetic.copy()
+    for code, i in idx.items():
+        macro = targets.get(code) or macro_of.get(code)
+        if macro is None or macro not in idx or macro == code:
+            continue
+        j = idx[macro]
+        dominant = code in targets
+        for name, cols in set_cols.items():
+            own, theirs = observed[i, cols].sum(), observed[j, cols].sum()
+            if (dominant and theirs > own) or (not dominant and own == 0 and theirs > 0):
+                values_out[i, cols] = values[j, cols]
+                obs_out[i, cols] = observed[j, cols]
+                fallbacks[name].append(f"{code}<-{macro}")
+        if not has_genetic[i] and has_genetic[j]:
+            genetic_out[i] = genetic[j]
+            fallbacks["genetic"].append(f"{code}<-{macro}")
+    stats = {"macro_fallbacks": {k: len(v) for k, v in fallbacks.items()},
+             "macro_fallbacks_policy_targets": {k: sorted(x for x in v if x.split("<-")[0] in targets)
+                                                for k, v in fallbacks.items()}}
+    return values_out, obs_out, genetic_out, stats
+
+
 def build_typology() -> None:
     """Assemble the six URIEL feature sets the way lang2vec does, with the macrolanguage fallback, and store them.
 
@@ -328,8 +366,6 @@ def build_typology() -> None:
         no observed value at all, and the macro's family path only when its own is empty.
     Geographic vectors are always the language's own (every URIEL language has one).
     """
-    from features.languages import LANGUAGES_CSV, MACROLANGUAGE_POLICY
-
     src = lang2vec_data_dir()
     feats_npz = np.load(src / "features.npz")
     langs = feats_npz["langs"].astype(str)
@@ -347,33 +383,10 @@ def build_typology() -> None:
     geo = _reorder(geo_npz, langs)[:, :, 0]
     geo_feats = geo_npz["feats"].astype(str)
 
-    idx = {code: i for i, code in enumerate(langs)}
     set_cols = {name: np.array([f.startswith(prefix) for f in feat_names]) for name, prefix in TYPO_SETS}
     assert sum(int(m.sum()) for m in set_cols.values()) == len(feat_names)
-
-    macro_of: dict[str, str] = {}
-    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["macro"]:
-                macro_of[row["code"]] = row["macro"]
-    targets = {t: m for m, t in MACROLANGUAGE_POLICY.items() if m in idx and t in idx}
-    fallbacks: dict[str, list[str]] = defaultdict(list)
-    knn_out, obs_out, fam_out = knn.copy(), observed_all.copy(), fam.copy()
-    for code, i in idx.items():
-        macro = targets.get(code) or macro_of.get(code)
-        if macro is None or macro not in idx or macro == code:
-            continue
-        j = idx[macro]
-        dominant = code in targets
-        for name, cols in set_cols.items():
-            own, theirs = observed_all[i, cols].sum(), observed_all[j, cols].sum()
-            if (dominant and theirs > own) or (not dominant and own == 0 and theirs > 0):
-                knn_out[i, cols] = knn[j, cols]
-                obs_out[i, cols] = observed_all[j, cols]
-                fallbacks[name].append(f"{code}<-{macro}")
-        if not fam[i].any() and fam[j].any():
-            fam_out[i] = fam[j]
-            fallbacks["genetic"].append(f"{code}<-{macro}")
+    knn_out, obs_out, fam_out, fallback_stats = macrolanguage_fallback(langs, set_cols, knn, observed_all, fam,
+                                                                       fam.any(axis=1))
 
     # family features form a tree: order each language's nodes root→leaf (ancestors cover more languages), so two
     # languages share exactly a common prefix and genetic cosine = prefix / sqrt(len_a * len_b)
@@ -424,9 +437,7 @@ def build_typology() -> None:
         "languages": int(len(langs)), "features": {k: int(v.sum()) for k, v in set_cols.items()},
         "genetic_nodes": int(fam.shape[1]), "genetic_max_depth": depth, "geo_dims": int(geo.shape[1]),
         "languages_without_family": int((~fam_out.any(axis=1)).sum()),
-        "macro_fallbacks": {k: len(v) for k, v in fallbacks.items()},
-        "macro_fallbacks_policy_targets": {k: sorted(x for x in v if x.split("<-")[0] in targets)
-                                           for k, v in fallbacks.items()},
+        **fallback_stats,
         "distances": "cosine distance 1 - u.v/(|u||v|); syntactic/phonological/inventory = kNN sets, featural = "
                      "their concatenation, genetic = family tree nodes, geographic = geocoord features",
     }

@@ -232,10 +232,7 @@ def neighbour_fill(typ: np.ndarray, has_typ: np.ndarray, paths: np.ndarray, geo:
 
 
 def convert(raw: dict, fill_k: int) -> tuple[dict, dict]:
-    from features.build_derived import lang2vec_data_dir
-    from features.languages import LANGUAGES_CSV, MACROLANGUAGE_POLICY
-    import csv
-    from collections import defaultdict
+    from features.build_derived import lang2vec_data_dir, macrolanguage_fallback
 
     iso = raw["iso"].astype(str)
     feats = raw["feats"].astype(str)
@@ -287,30 +284,8 @@ def convert(raw: dict, fill_k: int) -> tuple[dict, dict]:
             "phonological": np.array([f.startswith("P_") for f in feats]),
             "inventory": np.array([f.startswith("INV_") for f in feats])}
     assert sum(int(m.sum()) for m in sets.values()) == nf
-    idx = {c: i for i, c in enumerate(codes)}
-    macro_of: dict[str, str] = {}
-    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["macro"]:
-                macro_of[row["code"]] = row["macro"]
-    targets = {t: m for m, t in MACROLANGUAGE_POLICY.items() if m in idx and t in idx}
-    fallbacks: dict[str, list[str]] = defaultdict(list)
-    typ_out, obs_out, paths_out = typ.copy(), own_obs.copy(), paths.copy()
-    for code, i in idx.items():
-        macro = targets.get(code) or macro_of.get(code)
-        if macro is None or macro not in idx or macro == code:
-            continue
-        j = idx[macro]
-        dominant = code in targets
-        for name, cols in sets.items():
-            own, theirs = own_obs[i, cols].sum(), own_obs[j, cols].sum()
-            if (dominant and theirs > own) or (not dominant and own == 0 and theirs > 0):
-                typ_out[i, cols] = typ[j, cols]
-                obs_out[i, cols] = own_obs[j, cols]
-                fallbacks[name].append(f"{code}<-{macro}")
-        if paths[i, 0] < 0 and paths[j, 0] >= 0:
-            paths_out[i] = paths[j]
-            fallbacks["genetic"].append(f"{code}<-{macro}")
+    typ_out, obs_out, paths_out, fallback_stats = macrolanguage_fallback(codes, sets, typ, own_obs, paths,
+                                                                         paths[:, 0] >= 0)
 
     geo_u16 = np.rint(np.clip(geo, 0, 1) * 10000).astype(np.uint16)
     arrays = {
@@ -341,9 +316,7 @@ def convert(raw: dict, fill_k: int) -> tuple[dict, dict]:
         "genetic_nodes": int(len(fam_feats)), "genetic_max_depth": max_depth,
         "languages_without_family": int((paths_out[:, 0] < 0).sum()),
         "languages_with_glottolog_coordinates": int((~no_geo).sum()),
-        "macro_fallbacks": {k: len(v) for k, v in fallbacks.items()},
-        "macro_fallbacks_policy_targets": {k: sorted(x for x in v if x.split("<-")[0] in targets)
-                                           for k, v in fallbacks.items()},
+        **fallback_stats,
         "urielplus_worker": info,
     }
     return arrays, stats

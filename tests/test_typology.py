@@ -299,3 +299,22 @@ def test_urielplus_lineage_knn_fills_from_relatives():
     out, filled = lineage_knn(values, observed, paths, geo, k=1, pool=3, chunk=2)
     assert out[0, 0] and not out[2, 0]           # a takes b's 1, c takes d's 0
     assert (out[observed] == values[observed]).all() and filled.sum() == 2
+
+
+def test_macrolanguage_fallback_as_both_builds_use_it():
+    """features.build_derived.macrolanguage_fallback: a policy target (arb for ara) takes the macro's set when the
+    macro has more observed values; another member (ajp) only where it has none; family rows only when missing."""
+    from features.build_derived import macrolanguage_fallback
+
+    codes = np.array(["ara", "arb", "ajp"])
+    sets = {"syntactic": np.array([True, True, False]), "phonological": np.array([False, False, True])}
+    values = np.array([[1, 1, 1], [0, 0, 0], [0, 0, 0]], dtype=bool)
+    observed = np.array([[True, True, True], [True, False, True], [False, False, True]])
+    paths = np.array([[3, 4], [-1, -1], [5, -1]], dtype=np.int16)  # the URIEL+ layout: -1 = no family node
+    v, o, g, stats = macrolanguage_fallback(codes, sets, values, observed, paths, paths[:, 0] >= 0)
+    assert v[1].tolist() == [True, True, False] and o[1].tolist() == [True, True, True]  # arb: syntactic 2 > 1
+    assert v[2].tolist() == [True, True, False]          # ajp: no syntactic value of its own; phonology its own
+    assert g[1].tolist() == [3, 4] and g[2].tolist() == [5, -1]   # arb had no path; ajp keeps its own
+    assert stats["macro_fallbacks"] == {"syntactic": 2, "genetic": 1}
+    assert stats["macro_fallbacks_policy_targets"] == {"syntactic": ["arb<-ara"], "genetic": ["arb<-ara"]}
+    assert values[1].tolist() == [False, False, False]   # inputs untouched
