@@ -180,9 +180,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if self.evidence:  # leave-one-out and masked: training evidence (serving adds it in `_matrix`)
             self.evidence_ = RecordEvidence(self.mask_rate, self.language_mask_rate, self.random_state).fit(norm, y)
             # each row once per draw of the masks: the trees learn the average over draws, not one draw's accidents
-            arrs = [np.concatenate([static, self.evidence_.training_values(norm, y, rows, langs, seed=self.random_state
-                                                                          + r)[EVIDENCE_FEATURES].to_numpy(np.float32)],
-                                   axis=1) for r in range(max(1, int(self.mask_replicas)))]
+            draws = [self.evidence_.training_values(norm, y, rows, langs, seed=self.random_state + r)
+                     for r in range(max(1, int(self.mask_replicas)))]
+            arrs = [np.concatenate([static, E[EVIDENCE_FEATURES].to_numpy(np.float32)], axis=1) for E in draws]
         else:
             arrs = [static]
         w = dataset_weights(obs, self.weight_power) if "dataset" in obs.columns else np.ones(len(obs))
@@ -310,7 +310,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads, np.full(n, self._residuals().offset(model, task, target, k)))
+                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)))
         if not own_k:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
@@ -320,13 +320,10 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         X = np.where(own_wins[:, None], arr[n:], arr[:n])
         return X, np.where(own_wins, own_score, src)
 
-    def _residuals(self) -> RecordResiduals:
-        return getattr(self, "residuals_", None) or RecordResiduals()
-
     def query_offsets(self, norm: pd.DataFrame) -> np.ndarray:
         """The record's offset for each canonical query (0 where the record has no row for its model, task and
         target): added to the trees' output of every component (`predictor.residuals`)."""
-        return self._residuals().offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
+        return self.residuals_.offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
                                          norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64))
 
     def predict(self, obs: pd.DataFrame) -> np.ndarray:
@@ -353,7 +350,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if self.evidence:
             files["evidence.csv"] = self.evidence_.to_csv()
         if self.record_residuals:
-            files["residuals.csv"] = self._residuals().to_csv()
+            files["residuals.csv"] = self.residuals_.to_csv()
         return files
 
     @classmethod
