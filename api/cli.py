@@ -17,30 +17,37 @@ import typer
 
 
 
+def _one_line_errors(run) -> None:
+    """Run a click entry point with standalone_mode=False and exit like `xlt` does: usage errors (a non-integer --k, an
+    unknown option) as one line on stderr + exit 2, like every other bad input, instead of a multi-line box; help
+    screens are unchanged."""
+    try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
+
+    try:
+        rv = run()
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        typer.echo(f"xlt: error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("xlt: aborted", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
 class _OneLineUsageErrors(typer.core.TyperGroup):
-    """Click/typer usage errors (a non-integer --k, an unknown option) as one line on stderr + exit 2, like every
-    other bad input, instead of a multi-line box; help screens are unchanged."""
+    """The `xlt` group with one-line usage errors (see `_one_line_errors`)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
-            from typer import _click as click
-        except ImportError:  # pragma: no cover
-            import click
-
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:
-            e.show()
-            sys.exit(e.exit_code)
-        except click.ClickException as e:
-            typer.echo(f"xlt: error: {' '.join(e.format_message().split())}", err=True)
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            typer.echo("xlt: aborted", err=True)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        _one_line_errors(lambda: super(_OneLineUsageErrors, self).main(args, prog_name, complete_var,
+                                                                        standalone_mode=False, **extra))
 
 
 app = typer.Typer(name="xlt", help="Predict cross-lingual transfer scores (mT5, XLM-R…): rank sources, few-shot "
@@ -48,8 +55,6 @@ app = typer.Typer(name="xlt", help="Predict cross-lingual transfer scores (mT5, 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_OneLineUsageErrors)
 data_app = typer.Typer(help="The tidy training table.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 # ------------------------------------------------------------------------------------------------ helpers
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model id or alias (xlm-r-large, mT5-Base, XLMR…)")]
@@ -150,17 +155,11 @@ def _write_frame(rows: list[dict], path: Path) -> None:
         _fail(f"unknown output format {path.suffix!r}: use .csv, .parquet or .json")
 
 
-def _passthrough(module: str, ctx: typer.Context) -> None:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            _fail(f"{module} is not available in this version of xlt")
-        raise
-    rc = mod.main(list(ctx.args))
-    raise typer.Exit(int(rc or 0))
+def run_command(name: str, args: list[str] | None = None, prog_name: str | None = None) -> None:
+    """Run one `xlt` command on its own, e.g. `python -m predictor.evaluate --all` = `xlt evaluate --all`: the same
+    typer command, options and one-line errors; exits the process."""
+    cmd = typer.main.get_command(app).commands[name]
+    _one_line_errors(lambda: cmd.main(args, prog_name or f"xlt {name}", standalone_mode=False))
 
 
 # ------------------------------------------------------------------------------------------------ pipeline commands
@@ -189,18 +188,66 @@ def train(observations: Annotated[Optional[Path], typer.Option(help="Observation
     t.train(observations or t.OBSERVATIONS, models_dir, n_folds=folds)
 
 
-@app.command(context_settings=PASSTHROUGH)
-@friendly
-def evaluate(ctx: typer.Context):
-    """Evaluate the predictor with grouped cross-validation and baselines (options passed to predictor.evaluate)."""
-    _passthrough("predictor.evaluate", ctx)
+PROTOCOLS_HELP = ("seen, xpos, langrankplus, langrankplus_strict, sumeval, leave_task_out, langrank, unseen_dataset, "
+                  "unseen_family")  # predictor.protocols.ALL_PROTOCOLS (not imported here: it pulls pandas; tested)
 
 
-@app.command(context_settings=PASSTHROUGH)
+@app.command()
 @friendly
-def interpret(ctx: typer.Context):
-    """Interpretable (OLS) view of which factors drive transfer (options passed to predictor.interpret)."""
-    _passthrough("predictor.interpret", ctx)
+def evaluate(
+        all_: Annotated[bool, typer.Option("--all", help="Run every protocol (the default when no --protocol is "
+                                                        "named)")] = False,
+        protocol: Annotated[Optional[list[str]], typer.Option(
+            "--protocol", help=f"Run this protocol (repeatable): {PROTOCOLS_HELP}. Other protocols' results are kept "
+                               "from <out>/accuracy.json")] = None,
+        groups: Annotated[Optional[int], typer.Option(
+            help="Language groups per fold (default 5; 0 = exact leave-one-target-out)", show_default=False)] = None,
+        no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only (leave the product model out)")] = False,
+        no_neural: Annotated[bool, typer.Option("--no-neural", help="Leave the torch model out")] = False,
+        method: Annotated[Optional[list[str]], typer.Option(
+            help="Run only methods whose name contains this text (repeatable, case-insensitive); the others are kept "
+                 "from <out>/accuracy.json")] = None,
+        jobs: Annotated[Optional[int], typer.Option(
+            help="Worker processes for the fits (default: the cores available, at most 2)", show_default=False)] = None,
+        observations: Annotated[Optional[Path], typer.Option(
+            help="Observations table (default: training_data/observations.csv)")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="Report folder (default: reports/)")] = None,
+        readme: Annotated[bool, typer.Option("--readme", help="Only rewrite the README's accuracy table from "
+                                                             "<out>/accuracy.json (no evaluation)")] = False,
+        rerender: Annotated[bool, typer.Option("--rerender", help="Only recompute the headline and rewrite "
+                                                                 "accuracy.md/json from the stored results (no "
+                                                                 "evaluation)")] = False):
+    """Evaluate the predictor and every baseline with grouped cross-validation → <out>/accuracy.md and accuracy.json."""
+    if all_ and protocol:
+        _fail("give --all or --protocol, not both")
+    if readme and rerender:
+        _fail("give --readme or --rerender, not both")
+    if (readme or rerender) and (protocol or method or all_ or no_model or no_neural or observations
+                                 or groups is not None or jobs is not None):
+        _fail("--readme and --rerender only read <out>/accuracy.json: they take no other option than --out")
+    from predictor import evaluate as E
+
+    out = out or E.REPORTS
+    if rerender:
+        E.rerender(out)
+        return
+    if readme:
+        E.rewrite_readme(out)
+        return
+    kw = {} if groups is None else {"groups": groups}
+    E.run_evaluation(protocol or (), include_model=not no_model, include_neural=not no_neural, methods=method or (),
+                     jobs=jobs, observations=observations, out=out, **kw)
+
+
+@app.command()
+@friendly
+def interpret(observations: Annotated[Optional[Path], typer.Option(
+                  help="Observations table (default: training_data/observations.csv)")] = None,
+              out: Annotated[Optional[Path], typer.Option(help="Report folder (default: reports/)")] = None):
+    """Interpretable (OLS) view of which factors drive transfer → <out>/interpretation.md and .json."""
+    from predictor import interpret as I
+
+    I.write_interpretation(observations=observations, out=out or I.REPORTS)
 
 
 @app.command()

@@ -22,7 +22,7 @@ saw what it is judged on. The regime is the protocol's: "record" for `seen`, "si
 """
 from __future__ import annotations
 
-import argparse
+import difflib
 import hashlib
 import json
 import os
@@ -575,53 +575,69 @@ def _pool_fit_local(methods, plans, job):
         _POOL.clear()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="xlt evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--all", action="store_true", help="run every protocol (default when none is named)")
-    ap.add_argument("--protocol", action="append", default=[],
-                    help=", ".join(P.ALL_PROTOCOLS) + " (repeatable)")
-    ap.add_argument("--groups", type=int, default=P.DEFAULT_GROUPS,
-                    help="language groups per fold (0 = exact leave-one-target-out)")
-    ap.add_argument("--no-model", action="store_true", help="baselines only")
-    ap.add_argument("--no-neural", action="store_true", help="leave the torch model out")
-    ap.add_argument("--method", action="append", default=[],
-                    help="run only methods whose name contains this text (repeatable); others are kept from the "
-                         "existing accuracy.json")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help=f"worker processes for the fits (default {default_jobs()}: the cores available, at most 2)")
-    ap.add_argument("--observations", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=REPORTS)
-    ap.add_argument("--readme", action="store_true",
-                    help="only rewrite the README's accuracy table from <out>/accuracy.json (no evaluation)")
-    ap.add_argument("--rerender", action="store_true",
-                    help="recompute the headline and rewrite accuracy.md/json from the stored results (no evaluation)")
-    args = ap.parse_args(argv)
-    if args.rerender:
-        js = json.loads((args.out / "accuracy.json").read_text())
-        write_reports(load_previous(args.out / "accuracy.json"), args.out, js["elapsed_s"], js["observations_rows"],
-                      meta=js)
-        print(f"re-rendered {args.out / 'accuracy.md'} and accuracy.json (headline) from the stored results")
-        return 0
-    if args.readme:
-        write_readme(json.loads((args.out / "accuracy.json").read_text()))
-        print(f"rewrote the accuracy table of {README} from {args.out / 'accuracy.json'}")
-        return 0
-    names = args.protocol or list(P.ALL_PROTOCOLS)
+def rerender(out: Path = REPORTS, log=None) -> Path:
+    """Recompute the headline and rewrite <out>/accuracy.md and accuracy.json from the stored results (no fitting)."""
+    out = Path(out)
+    js = json.loads((out / "accuracy.json").read_text())
+    write_reports(load_previous(out / "accuracy.json"), out, js["elapsed_s"], js["observations_rows"], meta=js)
+    (log or _print)(f"re-rendered {out / 'accuracy.md'} and accuracy.json (headline) from the stored results")
+    return out / "accuracy.md"
+
+
+def rewrite_readme(out: Path = REPORTS, readme: Path | None = None, log=None) -> Path:
+    """Rewrite the README's accuracy table from <out>/accuracy.json (no evaluation)."""
+    out, readme = Path(out), Path(readme or README)
+    write_readme(json.loads((out / "accuracy.json").read_text()), readme)
+    (log or _print)(f"rewrote the accuracy table of {readme} from {out / 'accuracy.json'}")
+    return readme
+
+
+def check_options(protocols=(), groups: int | None = None, jobs: int | None = None) -> None:
+    """Refuse what a run could only fail on later (an unknown protocol, a negative --groups, --jobs 0) up front,
+    as an XltError (the CLI's one line on stderr and exit code 2)."""
+    from features.errors import XltError
+
+    bad = [p for p in protocols if p not in P.ALL_PROTOCOLS]
+    if bad:
+        raise XltError(f"unknown protocol {bad[0]!r}: choose from {', '.join(P.ALL_PROTOCOLS)}", field="protocol",
+                       suggestions=difflib.get_close_matches(bad[0], P.ALL_PROTOCOLS, n=3))
+    if groups is not None and groups < 0:
+        raise XltError("--groups must be >= 0 (0 = exact leave-one-target-out)", field="groups")
+    if jobs is not None and jobs < 1:
+        raise XltError("--jobs must be >= 1", field="jobs")
+
+
+def run_evaluation(protocols=(), *, groups: int = P.DEFAULT_GROUPS, include_model: bool = True,
+                   include_neural: bool = True, methods=(), jobs: int | None = None, observations: Path | None = None,
+                   out: Path = REPORTS, log=None) -> RunResult:
+    """Evaluate and write <out>/accuracy.md and accuracy.json (rewritten after every method, so a long run shows
+    progress). What `xlt evaluate` runs.
+
+    `protocols`: names from P.ALL_PROTOCOLS (empty = all). `groups`: language groups per fold (0 = exact
+    leave-one-target-out). `methods`: run only the methods whose name contains one of these texts
+    (case-insensitive); the others' results are kept from the existing <out>/accuracy.json, as are other protocols'
+    results when `protocols` names some."""
+    protocols, methods, out, log = list(protocols or []), list(methods or []), Path(out), log or _print
+    check_options(protocols, groups, jobs)
+    names = protocols or list(P.ALL_PROTOCOLS)
     t0 = time.perf_counter()
-    obs = P.load_observations(args.observations)
-    methods = default_methods(not args.no_model, not args.no_neural)
+    chosen = default_methods(include_model, include_neural)
     previous = None
-    if args.method:
-        methods = [m for m in methods if any(s.lower() in m.name.lower() for s in args.method)]
-        previous = load_previous(args.out / "accuracy.json")
-    elif args.protocol:
-        previous = load_previous(args.out / "accuracy.json")   # other protocols' results are kept
-    write = lambda r: write_reports(r, args.out, elapsed=time.perf_counter() - t0, n_obs=len(obs))  # noqa: E731
-    rr = run_all(obs, methods, names, n_groups=args.groups or None, on_method=write, previous=previous,
-                 jobs=args.jobs)
+    if methods:
+        chosen = [m for m in chosen if any(s.lower() in m.name.lower() for s in methods)]
+        if not chosen:
+            from features.errors import XltError
+            raise XltError(f"no method name contains {' or '.join(map(repr, methods))}", field="method",
+                           suggestions=[m.name for m in default_methods(include_model, include_neural)])
+        previous = load_previous(out / "accuracy.json")
+    elif protocols:
+        previous = load_previous(out / "accuracy.json")   # other protocols' results are kept
+    obs = P.load_observations(observations)
+    write = lambda r: write_reports(r, out, elapsed=time.perf_counter() - t0, n_obs=len(obs))  # noqa: E731
+    rr = run_all(obs, chosen, names, n_groups=groups or None, log=log, on_method=write, previous=previous, jobs=jobs)
     write(rr)
-    print(f"wrote {args.out / 'accuracy.md'} and accuracy.json in {time.perf_counter() - t0:.0f}s")
-    return 0
+    log(f"wrote {out / 'accuracy.md'} and accuracy.json in {time.perf_counter() - t0:.0f}s")
+    return rr
 
 
 def load_previous(path: Path) -> RunResult | None:
@@ -1021,5 +1037,6 @@ def render_markdown(rr: RunResult, head: list[dict], elapsed: float, n_obs: int,
     return "\n".join(L)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m predictor.evaluate --all` = `xlt evaluate --all` (the same typer command)
+    from api.cli import run_command
+    run_command("evaluate", prog_name="python -m predictor.evaluate")

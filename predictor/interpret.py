@@ -15,9 +15,7 @@ a missing feature is never filled in).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -166,25 +164,25 @@ def render(result: dict) -> str:
     return "\n".join(L)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="xlt interpret", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--observations", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=REPORTS)
-    args = ap.parse_args(argv)
+def write_interpretation(*, observations: Path | None = None, out: Path = REPORTS, log=print) -> dict:
+    """Fit both specifications on the observations and write <out>/interpretation.md and .json; what `xlt interpret`
+    runs. Returns the result (as `interpret`)."""
     t0 = time.perf_counter()
     from predictor import protocols as P
-    obs = P.load_observations(args.observations)
+    obs = P.load_observations(observations)
     result = interpret(obs)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     for name, text in (("interpretation.md", render(result)),
                        ("interpretation.json", json.dumps(result, indent=1))):
-        tmp = args.out / (name + ".tmp")
+        tmp = out / (name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.out / name)
-    print(result["verdict"])
-    print(f"wrote {args.out / 'interpretation.md'} in {time.perf_counter() - t0:.0f}s")
-    return 0
+        tmp.replace(out / name)
+    log(result["verdict"])
+    log(f"wrote {out / 'interpretation.md'} in {time.perf_counter() - t0:.0f}s")
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m predictor.interpret` = `xlt interpret` (the same typer command)
+    from api.cli import run_command
+    run_command("interpret", prog_name="python -m predictor.interpret")

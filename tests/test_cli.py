@@ -93,3 +93,68 @@ def test_all_pairs_subset(tmp_path, model_dir):
     df = pd.read_parquet(out)
     assert len(df) == 12 and set(df["source"]) == {"eng", "deu", "swh", "yor"}
     assert (df["source"] != df["target"]).all() and df["predicted_score"].between(0, 100).all()
+
+
+# ------------------------------------------------------------------------------------- evaluate / interpret (typer)
+def test_evaluate_and_interpret_are_typer_commands_with_their_options():
+    from predictor import protocols as P
+
+    r = xlt("evaluate", "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    for opt in ("--all", "--protocol", "--groups", "--no-model", "--no-neural", "--method", "--jobs", "--observations",
+                "--out", "--readme", "--rerender"):
+        assert opt in text, opt
+    for name in P.ALL_PROTOCOLS:   # the help's protocol list (written out in api/cli.py) is the library's
+        assert name in text, name
+    r = xlt("interpret", "--help")
+    assert r.returncode == 0 and "--observations" in r.stdout and "--out" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "predictor.evaluate", "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "python -m predictor.evaluate" in r.stdout and "--rerender" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("evaluate", "--bogus"), "--bogus"),
+    (("evaluate", "--protocol", "sen"), "did you mean: seen"),
+    (("evaluate", "--all", "--protocol", "seen"), "not both"),
+    (("evaluate", "--jobs", "0"), "--jobs"),
+    (("evaluate", "--groups", "-1"), "--groups"),
+    (("evaluate", "--rerender", "--protocol", "seen"), "only read"),
+    (("evaluate", "--method", "no such method", "--no-neural"), "no method name contains"),
+    (("interpret", "--protocol", "seen"), "--protocol"),
+])
+def test_evaluate_bad_options_exit_2_with_one_line(args, needle):
+    r = xlt(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("xlt: error:") and needle in lines[0], lines
+    assert "Traceback" not in r.stderr
+
+
+def test_evaluate_small_run_then_rerender_and_readme(tmp_path, monkeypatch):
+    """A cheap real run (one rule baseline on one protocol), re-rendered from its JSON, and the README rewrite (in
+    process, so the README written is a temporary one)."""
+    out = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "predictor.evaluate", "--protocol", "seen", "--no-neural",
+                        "--method", "always English", "--jobs", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    acc = json.loads((out / "accuracy.json").read_text())
+    assert "always English" in acc["results"]["seen"] and list(acc["protocols"]) == ["seen"]
+    (out / "accuracy.md").unlink()
+    r = xlt("evaluate", "--rerender", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "always English" in (out / "accuracy.md").read_text()
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from predictor import evaluate as E
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Accuracy\n\n## Next\n")
+    monkeypatch.setattr(E, "README", readme)
+    res = CliRunner().invoke(app, ["evaluate", "--readme", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert E.README_START in readme.read_text() and "rewrote the accuracy table" in res.output
