@@ -15,7 +15,9 @@ if __package__ in (None, ""):
 
 # (label, (file suffix, function name)) of the pieces worth naming (disjoint: none calls another)
 PIECES = [
-    ("TreeSHAP reasons (tabulated numpy TreeSHAP, top 5 rows)", ("predictor/treeshap.py", "__call__")),
+    # `_explain8` is the tabulated TreeSHAP's work under both entry points (`__call__`, and `relative`, which a
+    # ranking's reasons use): naming `__call__` alone left the reasons' SHAP in "everything else"
+    ("TreeSHAP reasons (tabulated numpy TreeSHAP, top 5 rows)", ("predictor/treeshap.py", "_explain8")),
     ("TreeSHAP reasons (LightGBM pred_contrib fallback)", ("predictor/model.py", "contributions_matrix")),
     ("scores (LightGBM predict for 100 rows, floors)", ("predictor/model.py", "_scores")),
     ("static features (typology, corpora)", ("features/featurize.py", "_featurize_matrix")),
