@@ -69,6 +69,7 @@ class TransferPredictor:
         self._treeshap: TreeShap | None = None
         self._treeshap_built = False
         self._treeshap_lock = threading.Lock()
+        self._halfwidth_memo: dict[tuple, float] = {}
         self.warm = False  # set once `warm_up` has run: no first-use cost (imports, tables) is left on any path
 
     # ------------------------------------------------------------------ loading
@@ -154,6 +155,23 @@ class TransferPredictor:
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
             if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
         return evidence_bins(_per_distinct(self.record.regimes, tasks, targets), ev)
+
+    def _halfwidths(self, bins, task_type: str, level: float) -> np.ndarray:
+        """`calibration.halfwidth(bins, task_type, level)` for the rows of one ranking (one task type), each distinct
+        bin looked up once per process: the calibration's half-width is a function of (bin, task type, level) alone,
+        and building its string keys with numpy costs more than the ranking's other bookkeeping together."""
+        memo = self._halfwidth_memo
+        out = []
+        for b in bins:
+            key = (b, task_type, level)
+            h = memo.get(key)
+            if h is None:
+                if len(memo) >= 1024:  # bins × task types × levels: a few dozen; bounded all the same
+                    memo.clear()
+                h = memo[key] = self.calibration.halfwidth(np.array([b], dtype=object),
+                                                           np.array([task_type], dtype=object), level)[0]
+            out.append(h)
+        return np.array(out, dtype=np.float64)
 
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
@@ -298,7 +316,7 @@ class TransferPredictor:
                 raise BadValue("candidates is empty: give at least one language or omit it", field="candidates")
             if len(candidates) > MAX_CANDIDATES:
                 raise BadValue(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}", field="candidates")
-            codes = _candidate_codes(tuple(candidates)) if all(type(c) is str for c in candidates) else None
+            codes = _candidate_codes(tuple(candidates)) if set(map(type, candidates)) == {str} else None
             if codes is None:  # some candidate fails: resolve one by one for the error naming its index
                 codes = []
                 for i, c in enumerate(candidates):  # _field's checks inline: no per-candidate field name unless it fails
@@ -310,7 +328,8 @@ class TransferPredictor:
                     except XltError as e:
                         e.field = f"candidates[{i}]"
                         raise
-            seen = dict.fromkeys(c for c in codes if c != target)  # insertion-ordered set
+            seen = dict.fromkeys(codes)  # insertion-ordered set, without the target
+            seen.pop(target, None)
             if not seen and query.get("source") is None:
                 raise BadValue("every candidate is the target itself", field="candidates")
             cands = tuple(seen)
@@ -348,10 +367,12 @@ class TransferPredictor:
         regime = self.record.regime(task_id, target)
         cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
         cols["name"] = [resolve(c).name for c in cols["source"]]
-        bins = self._bins(X[order], np.full(len(order), task_id, dtype=object),
-                          np.full(len(order), target, dtype=object))
+        # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups
+        ev = X[order, self.feature_names.index("ev_pair")] if "ev_pair" in self.feature_names \
+            else np.full(len(order), np.nan)
+        bins = evidence_bins(np.full(len(order), regime, dtype=object), ev)
         for level in self.calibration.levels:  # bin: regime (+ pair evidence) × task type
-            h = self.calibration.halfwidth(bins, np.full(len(order), ttype, dtype=object), level)
+            h = self._halfwidths(bins, ttype, level)
             tag = int(round(level * 100))
             cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
             cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)
