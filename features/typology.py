@@ -49,6 +49,7 @@ if os.environ.get(ENV_TYPOLOGY):
     MANIFEST_PATH = VECTORS_PATH.with_name(VECTORS_PATH.name.removesuffix(".npz").replace("vectors", "manifest")
                                            + ".json")
 
+GEO_DECIMALS = 7  # float32 keeps ~7 significant digits: nothing the features could see is lost
 DISTANCE_KINDS = ("genetic", "syntactic", "phonological", "inventory", "geographic", "featural")
 _BINARY_SETS = ("syntactic", "phonological", "inventory")
 CHUNK = 65536
@@ -147,6 +148,14 @@ def _cos_dist(dot: np.ndarray, na: np.ndarray, nb: np.ndarray) -> np.ndarray:
     return np.clip(d, 0.0, 1.0)
 
 
+def _geo_distance(dot: np.ndarray) -> np.ndarray:
+    """1 − cosine, rounded to GEO_DECIMALS. Why rounded: the two ways of computing the dot products (a matrix product
+    over the distinct sources × targets, or one row pair at a time) sum in different orders, so a pair's distance
+    differed in its last float32 bit with the batch it was first computed in, and answers with a server's history;
+    in float64 the two differ by ~1e-16, far below the rounding step, so every path gives the same value."""
+    return np.clip(np.round(1.0 - dot, GEO_DECIMALS), 0.0, 1.0)
+
+
 def _pairs_known(a: np.ndarray, b: np.ndarray, geo_block: tuple | None = None) -> dict[str, np.ndarray]:
     """All outputs for row-index pairs that are both known (no dedup here)."""
     s = _store()
@@ -171,7 +180,7 @@ def _pairs_known(a: np.ndarray, b: np.ndarray, geo_block: tuple | None = None) -
             ga = np.take(s.geo, a[i:i + GEO_SUBCHUNK], axis=0)
             gb = np.take(s.geo, b[i:i + GEO_SUBCHUNK], axis=0)
             geo_dot[i:i + GEO_SUBCHUNK] = np.einsum("ij,ij->i", ga, gb, dtype=np.float64)
-        out["geographic"] = np.clip(1.0 - geo_dot, 0.0, 1.0)
+        out["geographic"] = _geo_distance(geo_dot)
     same = a == b
     for kind in DISTANCE_KINDS:
         out[kind][same] = 0.0
@@ -213,8 +222,7 @@ def pair_distances(src, tgt) -> dict[str, np.ndarray]:
     block = None
     if sa.size * sb.size <= min(4 * kidx.size, 16_000_000):
         g = _store().geo
-        block = 1.0 - g[sa] @ g[sb].T
-        np.clip(block, 0.0, 1.0, out=block)
+        block = _geo_distance(g[sa].astype(np.float64) @ g[sb].T.astype(np.float64))
     where[sa] = np.arange(sa.size)
     pos_a = where[ua[kidx]]
     where[sb] = np.arange(sb.size)

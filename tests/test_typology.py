@@ -101,6 +101,21 @@ def test_distance_block_matches_pairs():
         T.distance_block("lexical", codes, codes)
 
 
+def test_a_pairs_distances_do_not_depend_on_the_batch():
+    """A pair's distances are the same alone, in a one-target ranking and in a large mixed batch (the geographic dot
+    products are summed in different orders on those paths; answers must not depend on a server's history)."""
+    codes = list(T._store().codes[:400])
+    rng = np.random.default_rng(0)
+    src, tgt = rng.choice(codes, 5000), rng.choice(codes, 5000)
+    batch = T.pair_distances(src, tgt)
+    ranking = T.pair_distances(src[:100], [tgt[0]] * 100)
+    for kind in T.DISTANCE_KINDS:
+        alone = np.array([T.pair_distances([a], [b])[kind][0] for a, b in zip(src[:150], tgt[:150])])
+        np.testing.assert_array_equal(batch[kind][:150], alone)
+        alone_t = np.array([T.pair_distances([a], [tgt[0]])[kind][0] for a in src[:100]])
+        np.testing.assert_array_equal(ranking[kind], alone_t)
+
+
 def test_has_language():
     assert T.has_language("swh") and T.has_language("eng") and T.has_language("ajp")
     assert not T.has_language("sw") and not T.has_language("xxx") and not T.has_language(None)
