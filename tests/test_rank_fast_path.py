@@ -190,3 +190,30 @@ def test_probability_best_matches_sampling():
         sims = s[None, :] + rng.normal(0.0, sd, size=(100_000, n))
         mc = np.bincount(np.argmax(sims, axis=1), minlength=n) / 100_000
         assert np.abs(p - mc).max() < 0.01  # ~6 standard errors of the 100k-draw estimate
+
+
+def test_warm_pairs_change_no_answer(model_dir):
+    """The start-up warm-up featurizes the pairs of the default candidates ahead of time (`_warm_pairs`): rankings
+    are bit-identical with and without it, and it stays within half the per-pair cache."""
+    from features import featurize as F
+    from predictor import TransferPredictor
+    from predictor.facade import WARM_MODEL
+
+    cands = ["en", "de", "sw", "yo", "qu", "la", "wo", "ta"]
+    qs = [{"model": m, "task": t, "target": tg} for m in ("xlm-r-large", "mt5-base") for t in ("xnli", "udpos")
+          for tg in ("fi", "yo")]
+    F._PAIR_CACHE.clear()
+    cold = TransferPredictor.load(model_dir)
+    before = [cold.rank_table(q, cands, 5).columns for q in qs]
+    F._PAIR_CACHE.clear()
+    warm = TransferPredictor.load(model_dir)
+    n = warm._warm_pairs(WARM_MODEL)
+    assert 1000 < n <= F.PAIR_CACHE_MAX // 2 and len(F._PAIR_CACHE) >= n
+    after = [warm.rank_table(q, cands, 5).columns for q in qs]
+    for b, a in zip(before, after):
+        assert list(b) == list(a)
+        for c in b:
+            if isinstance(b[c], np.ndarray) and b[c].dtype.kind == "f":
+                np.testing.assert_array_equal(b[c], a[c])
+            else:
+                assert list(b[c]) == list(a[c]), c
