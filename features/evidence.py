@@ -13,9 +13,24 @@ Grains (means of published scores, 0–100):
   ev_target        this target, this task, this model family (any source or mix)
   ev_target_type   this target in *other* tasks of the same type (any family)
   ev_source        this source as the single source, this task, this model family (any target)
-  ev_pair          this source → this target as a single source, same task type (any task, any family)
-  ev_pair_vs_others  ev_pair minus the mean over the target's published single sources (same type): the within-target
-                   ordering the record shows, which is what a ranking needs (most variance lies between targets)
+  ev_pair          this source → this target as a single source, same task type (any task), same model family
+  ev_pair_vs_others  ev_pair minus the mean over the target's published single sources (same type and family): the
+                   within-target ordering the record shows, which is what a ranking needs (most variance lies
+                   between targets)
+  ev_pair_other, ev_pair_other_vs_others   the same two from the *other* model families' results
+  ev_source_vs_others  how this source did for the task's *other* targets with this very model, relative to those
+                   targets' other sources: the mean within-target deviation of its published single-source scores,
+                   shrunk toward 0 by SOURCE_PRIOR pseudo-rows, 0 where nothing is published (see below). Per model,
+                   not family: LangRankPlus's unsized XLM-R finds Korean the worst TyDiQA source for every target,
+                   which SumEval's XLM-R-large does not; pooled by family it moved SumEval's TyDiQA errors by 2–4
+                   points RMSE.
+
+Why pair evidence is split by model family: a family's own results repeat themselves (xpos publishes nine size and
+epoch variants of one matrix), so a leave-one-row-out pair mean pooled over families is, in training, almost always
+a near-copy of the row's own score, and the trees learn to trust it blindly. At serving time for a model family or a
+dataset the record lacks, the only pair evidence is another family's, which orders sources much less faithfully
+(mT5 TyDiQA ranks Korean first for Bengali, XLM-R last). Kept apart, and masked independently in training, the trees
+learn what each is worth.
 
 Fitted on canonical observation rows; stored as a CSV of (grain, key, sum, count), so the artifact needs no pickle.
 """
@@ -27,10 +42,21 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-GRAINS = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "ev_pair_vs_others"]
+GRAINS = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "ev_pair_vs_others", "ev_pair_other",
+          "ev_pair_other_vs_others", "ev_source_vs_others"]
+# sum/count tables behind the grains: pair and level (the target's single sources) per family and over all families
+TABLES = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level", "_pair_all", "_level_all",
+          "_src_dev", "_src_dev_pair"]
+# ev_source_vs_others: pseudo-rows of deviation 0 added to a source's published rows (two targets' worth of record
+# move it half-way), so one lucky result does not make a source look good
+SOURCE_PRIOR = 2.0
 # ev_source is computed but not a model feature: "this source has a good record" is absent for every source nobody
 # published from, so in the similarity regime it ranks well-studied sources above the target's close relatives
 # (Swahili or Afrikaans above Zulu for Xhosa) — a popularity proxy, which the design rule excludes.
+# ev_source_vs_others is its centred, shrunk, full-coverage form: a deviation from the other sources of the same
+# targets, 0 ("as good as the others") where the record holds nothing, in training (masked) as at serving, so its
+# absence reads as average, not as obscure; it leaves out the query's own pair (that is ev_pair's job), so a
+# training row never sees its own score or a near-copy of it (xpos's size variants of the same pair).
 EVIDENCE_FEATURES = [g for g in GRAINS if g != "ev_source"]
 EVIDENCE_LABELS = {
     "ev_target": "published scores of this target on this task",
@@ -38,6 +64,9 @@ EVIDENCE_LABELS = {
     "ev_source": "published transfer from this source on this task",
     "ev_pair": "published transfer from this source to this target",
     "ev_pair_vs_others": "this source vs. the target's other published sources",
+    "ev_pair_other": "published transfer from this source to this target with other model families",
+    "ev_pair_other_vs_others": "this source vs. the target's other sources, other model families",
+    "ev_source_vs_others": "this source vs. other sources for the task's other targets",
 }
 # Evidence that a score is higher is evidence that this score is higher: +1 monotone constraints on all of them.
 MONOTONE_EVIDENCE = tuple(EVIDENCE_FEATURES)
@@ -106,8 +135,13 @@ class RecordEvidence:
             "ev_target": _keys(norm["task"], fam, tgt),
             "ev_target_type": _keys(norm["task_type"], tgt),
             "ev_source": np.where(single, _keys(norm["task"], fam, src), None),
-            "ev_pair": np.where(single, _keys(norm["task_type"], src, tgt), None),
-            "_pair_level": np.where(single, _keys(norm["task_type"], tgt), None),
+            "ev_pair": np.where(single, _keys(norm["task_type"], fam, src, tgt), None),
+            "_pair_level": np.where(single, _keys(norm["task_type"], fam, tgt), None),
+            "_pair_all": np.where(single, _keys(norm["task_type"], src, tgt), None),
+            "_level_all": np.where(single, _keys(norm["task_type"], tgt), None),
+            "_src_dev": np.where(single, _keys(norm["task"], norm["model"], src), None),
+            "_src_dev_pair": np.where(single, _keys(norm["task"], norm["model"], src, tgt), None),
+            "_src_dev_level": _keys(norm["task"], norm["model"], tgt),
         }
         keys["_task"] = norm["task"].to_numpy(dtype=object)
         return keys
@@ -116,10 +150,14 @@ class RecordEvidence:
         y = np.asarray(y, dtype=np.float64)
         keys = self._grain_keys(norm)
         tables = {}
-        for g in ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level"]:
+        # a single-source score's deviation from its target's mean over single sources (same task and family)
+        single = np.array([x is not None for x in keys["_src_dev"]])
+        level = pd.Series(y).where(single).groupby(keys["_src_dev_level"]).transform("mean").to_numpy()
+        dev = np.where(single, y - level, np.nan)
+        for g in TABLES:
             k = keys[g]
             ok = np.array([x is not None for x in k])
-            frame = pd.DataFrame({"key": k[ok], "y": y[ok]})
+            frame = pd.DataFrame({"key": k[ok], "y": (dev if g.startswith("_src_dev") else y)[ok]})
             agg = frame.groupby("key")["y"].agg(["sum", "count"])
             tables[g] = agg
         # other-task means for ev_target_type: keep per (type, target, task) sums to subtract this task's share
@@ -184,9 +222,10 @@ class RecordEvidence:
         task = np.asarray(tasks, dtype=object)[rows]
         ttype = np.asarray(task_types, dtype=object)[rows]
         fam = _family(np.asarray(models, dtype=object))[rows]
+        mdl = np.asarray(models, dtype=object)[rows]
         src = np.asarray(langs, dtype=object)
         if n < SMALL_N:
-            full = self._component_matrix_small(tgt, task, ttype, fam, src)
+            full = self._component_matrix_small(tgt, task, ttype, fam, mdl, src)
             return full[:, [GRAINS.index(g) for g in grains]]
         own = src == tgt
         out = {}
@@ -196,44 +235,61 @@ class RecordEvidence:
         out["ev_target_type"] = _mean(s, c)
         s, c = self._lookup("ev_source", _keys(task, fam, src))
         out["ev_source"] = np.where(own, np.nan, _mean(s, c))
-        s, c = self._lookup("ev_pair", _keys(ttype, src, tgt))
+        s, c = self._lookup("ev_pair", _keys(ttype, fam, src, tgt))
+        sl, cl = self._lookup("_pair_level", _keys(ttype, fam, tgt))
+        sa, ca = self._lookup("_pair_all", _keys(ttype, src, tgt))
+        sla, cla = self._lookup("_level_all", _keys(ttype, tgt))
         out["ev_pair"] = np.where(own, np.nan, _mean(s, c))
-        s, c = self._lookup("_pair_level", _keys(ttype, tgt))
-        out["ev_pair_vs_others"] = out["ev_pair"] - _mean(s, c)
+        out["ev_pair_vs_others"] = out["ev_pair"] - _mean(sl, cl)
+        out["ev_pair_other"] = np.where(own, np.nan, _mean(sa - s, ca - c))
+        out["ev_pair_other_vs_others"] = out["ev_pair_other"] - _mean(sla - sl, cla - cl)
+        s, c = self._lookup("_src_dev", _keys(task, mdl, src))
+        sp, cp = self._lookup("_src_dev_pair", _keys(task, mdl, src, tgt))
+        out["ev_source_vs_others"] = np.where(own, 0.0, (s - sp) / (c - cp + SOURCE_PRIOR))
         E = np.empty((n, len(grains)), dtype=np.float32)
         for j, f in enumerate(grains):
             E[:, j] = out[f]
         return E
 
-    def _component_matrix_small(self, tgt, task, ttype, fam, src) -> np.ndarray:
+    def _component_matrix_small(self, tgt, task, ttype, fam, mdl, src) -> np.ndarray:
         """The same values as the vectorised path, one dict lookup per key; the target-level grains (equal for every
         component of a one-target ranking) once per distinct (task, family, type, target)."""
         d_target, d_type, d_task = self._dict("ev_target"), self._dict("ev_target_type"), self._dict("_type_task")
         d_source, d_pair, d_level = self._dict("ev_source"), self._dict("ev_pair"), self._dict("_pair_level")
+        d_pair_all, d_level_all = self._dict("_pair_all"), self._dict("_level_all")
+        d_dev, d_dev_pair = self._dict("_src_dev"), self._dict("_src_dev_pair")
         nan = float("nan")
         per_target: dict = {}
         values = []
-        for t, ta, ty, f, sr in zip(tgt, task, ttype, fam, src):
-            key = (t, ta, ty, f)
+        for t, ta, ty, f, md, sr in zip(tgt, task, ttype, fam, mdl, src):
+            key = (t, ta, ty, f, md)
             hit = per_target.get(key)
             if hit is None:
-                t, ta, ty, f = _s(t), _s(ta), _s(ty), _s(f)
+                t, ta, ty, f, md = _s(t), _s(ta), _s(ty), _s(f), _s(md)
                 type_key = ty + SEP + t
                 s1, c1 = d_type.get(type_key, _NONE)
                 s2, c2 = d_task.get((type_key, ta), _NONE)
+                sl, cl = d_level.get(ty + SEP + f + SEP + t, _NONE)
+                sla, cla = d_level_all.get(type_key, _NONE)
                 hit = per_target[key] = (_mean1(*d_target.get(ta + SEP + f + SEP + t, _NONE)),
-                                         _mean1(s1 - s2, c1 - c2), _mean1(*d_level.get(type_key, _NONE)),
-                                         ta + SEP + f + SEP, ty + SEP, SEP + t, t)
-            ev_target, ev_type, level, source_head, pair_head, pair_tail, t = hit
+                                         _mean1(s1 - s2, c1 - c2), _mean1(sl, cl), _mean1(sla - sl, cla - cl),
+                                         ta + SEP + f + SEP, ty + SEP + f + SEP, ty + SEP, SEP + t, t,
+                                         ta + SEP + md + SEP)
+            ev_target, ev_type, level, level_other, source_head, pair_head, all_head, pair_tail, t, dev_head = hit
             if type(sr) is not str:
                 sr = str(sr)
             if sr == t:  # the target's own examples: no source or pair evidence
-                values.append((ev_target, ev_type, nan, nan, nan))
+                values.append((ev_target, ev_type, nan, nan, nan, nan, nan, 0.0))
                 continue
             s1, c1 = d_source.get(source_head + sr, _NONE)
             s2, c2 = d_pair.get(pair_head + sr + pair_tail, _NONE)
+            sa, ca = d_pair_all.get(all_head + sr + pair_tail, _NONE)
             ev_pair = s2 / c2 if c2 > 0 else nan
-            values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level))
+            ev_other = (sa - s2) / (ca - c2) if ca - c2 > 0 else nan
+            sd, cd = d_dev.get(dev_head + sr, _NONE)
+            sdp, cdp = d_dev_pair.get(dev_head + sr + pair_tail, _NONE)
+            values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level,
+                           ev_other, ev_other - level_other, (sd - sdp) / (cd - cdp + SOURCE_PRIOR)))
         return np.array(values, dtype=np.float64).reshape(len(values), len(GRAINS)).astype(np.float32)
 
     def training_values(self, norm: pd.DataFrame, y: np.ndarray, rows: np.ndarray, langs: np.ndarray,
@@ -254,16 +310,19 @@ class RecordEvidence:
         out["ev_target_type"] = base["ev_target_type"].to_numpy(dtype=np.float64)  # other tasks: never its own row
         single, ssrc = _single_source(norm)
         mine = single[rows] & (ssrc[rows] == src)
-        for g in ("ev_source", "ev_pair", "_pair_level"):
+        for g in ("ev_source", "ev_pair"):
             s, c = self._lookup(g, np.where(mine, keys[g][rows], ""))
-            loo = _mean(s - yr, c - 1)
-            if g == "_pair_level":
-                s2, c2 = self._lookup(g, _keys(norm["task_type"].to_numpy(dtype=object)[rows], tgt))
-                level = np.where(mine, loo, _mean(s2, c2))
-                out["ev_pair_vs_others"] = out["ev_pair"] - level
-                continue
-            out[g] = np.where(mine, loo, base[g].to_numpy(dtype=np.float64))
+            out[g] = np.where(mine, _mean(s - yr, c - 1), base[g].to_numpy(dtype=np.float64))
             out[g] = np.where(src == tgt, np.nan, out[g])
+        # the row's own score is in its family's pair level; the other families' grains never hold it
+        fam_rows = _family(norm["model"].to_numpy(dtype=object))[rows]
+        ttype_rows = norm["task_type"].to_numpy(dtype=object)[rows]
+        s, c = self._lookup("_pair_level", _keys(ttype_rows, fam_rows, tgt))
+        level = np.where(mine, _mean(s - yr, c - 1), _mean(s, c))
+        out["ev_pair_vs_others"] = out["ev_pair"] - level
+        out["ev_pair_other"] = base["ev_pair_other"].to_numpy(dtype=np.float64)
+        out["ev_pair_other_vs_others"] = base["ev_pair_other_vs_others"].to_numpy(dtype=np.float64)
+        out["ev_source_vs_others"] = base["ev_source_vs_others"].to_numpy(dtype=np.float64)  # never holds its pair
         rng = np.random.default_rng(self.random_state if seed is None else seed)
         langs_all = np.unique(np.concatenate([tgt.astype(str), src.astype(str)]))
         hidden = set(langs_all[rng.random(len(langs_all)) < self.language_mask_rate])
@@ -276,6 +335,12 @@ class RecordEvidence:
         out["ev_source"] = np.where(src_hidden | row_mask["ev_source"][rows], np.nan, out["ev_source"])
         out["ev_pair"] = np.where(src_hidden | tgt_hidden | row_mask["ev_pair"][rows], np.nan, out["ev_pair"])
         out["ev_pair_vs_others"] = np.where(np.isnan(out["ev_pair"]), np.nan, out["ev_pair_vs_others"])
+        out["ev_pair_other"] = np.where(src_hidden | tgt_hidden | row_mask["ev_pair_other"][rows], np.nan,
+                                        out["ev_pair_other"])
+        out["ev_pair_other_vs_others"] = np.where(np.isnan(out["ev_pair_other"]), np.nan,
+                                                  out["ev_pair_other_vs_others"])
+        out["ev_source_vs_others"] = np.where(src_hidden | row_mask["ev_source_vs_others"][rows], 0.0,
+                                              out["ev_source_vs_others"])
         return pd.DataFrame({f: np.asarray(out[f], dtype=np.float32) for f in EVIDENCE_FEATURES}, index=range(len(rows)))
 
     # ------------------------------------------------------------------ persistence
@@ -306,7 +371,7 @@ class RecordEvidence:
                 idx = pd.Index(part["key"].to_numpy(), name="key")
             tables[g] = pd.DataFrame({"sum": part["sum"].to_numpy(dtype=np.float64),
                                       "count": part["count"].to_numpy(dtype=np.float64)}, index=idx)
-        for g in ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level", "_type_task"]:
+        for g in TABLES + ["_type_task"]:
             tables.setdefault(g, pd.DataFrame({"sum": [], "count": []}))
         obj.tables_ = tables
         return obj

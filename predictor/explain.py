@@ -20,7 +20,7 @@ def describe(feature: str, value: float) -> str:
     label = FEATURE_LABELS.get(feature, feature)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
-    if feature in ("ev_pair_vs_others", RECORD_RESIDUAL):
+    if feature.endswith("_vs_others") or feature == RECORD_RESIDUAL:  # differences: signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):
         return f"{label}: {value:.1f}"

@@ -1,0 +1,101 @@
+"""The record as evidence (features.evidence): exact values on a small hand-made record.
+
+Pair evidence is kept per model family and from the other families apart; a source's own record (this model) relative
+to the other sources of the same targets leaves the query's pair out and is 0 where nothing is published.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.evidence import EVIDENCE_FEATURES, GRAINS, SOURCE_PRIOR, RecordEvidence
+from features.featurize import featurize_components
+from predictor.model import normalize_observations
+
+# xnli, single-source zero-shot rows: two XLM-R models and one mT5 model, targets swh and urd, sources eng/deu/hin
+ROWS = [  # model, source, target, score
+    ("xlm-r-large", "eng", "swh", 70.0), ("xlm-r-large", "deu", "swh", 66.0),
+    ("xlm-r-base", "eng", "swh", 62.0), ("xlm-r-base", "deu", "swh", 60.0),
+    ("xlm-r-large", "eng", "urd", 68.0), ("xlm-r-large", "hin", "urd", 74.0),
+    ("mt5-base", "eng", "swh", 50.0), ("mt5-base", "deu", "swh", 56.0),
+]
+
+
+def _frame(rows) -> pd.DataFrame:
+    return pd.DataFrame({"model": [r[0] for r in rows], "task": "xnli", "task_type": "classification",
+                         "target": [r[2] for r in rows], "train_config": [f"{r[1]}:1000" for r in rows],
+                         "k": 0, "score": [r[3] for r in rows]})
+
+
+@pytest.fixture(scope="module")
+def record():
+    obs = _frame(ROWS)
+    return RecordEvidence().fit(normalize_observations(obs), obs["score"].to_numpy()), obs
+
+
+def _serve(ev: RecordEvidence, model: str, source: str, target: str) -> dict[str, float]:
+    norm = normalize_observations(_frame([(model, source, target, 0.0)]))
+    _, rows, langs = featurize_components(norm)
+    E = ev.component_matrix(norm["model"].to_numpy(object), norm["task"].to_numpy(object),
+                            norm["task_type"].to_numpy(object), norm["target"].to_numpy(object), rows, langs, GRAINS)
+    return dict(zip(GRAINS, E[list(langs).index(source)].astype(float)))
+
+
+def test_pair_evidence_is_split_by_model_family(record):
+    ev, _ = record
+    v = _serve(ev, "xlm-r-large", "deu", "swh")
+    assert v["ev_pair"] == pytest.approx((66 + 60) / 2)                  # XLM-R rows only
+    assert v["ev_pair_other"] == pytest.approx(56.0)                     # the mT5 row only
+    xlmr_level = (70 + 66 + 62 + 60) / 4                                 # the target's XLM-R single sources
+    assert v["ev_pair_vs_others"] == pytest.approx(63.0 - xlmr_level)
+    assert v["ev_pair_other_vs_others"] == pytest.approx(56.0 - (50 + 56) / 2)
+    m = _serve(ev, "mt5-base", "deu", "swh")
+    assert m["ev_pair"] == pytest.approx(56.0) and m["ev_pair_other"] == pytest.approx(63.0)
+
+
+def test_source_record_leaves_the_pair_out_and_is_zero_where_nothing_is_published(record):
+    ev, _ = record
+    # eng→swh for xlm-r: eng's other XLM-R target is urd, where it scored 68 against the target's mean 71
+    v = _serve(ev, "xlm-r-large", "eng", "swh")
+    assert v["ev_source_vs_others"] == pytest.approx((68 - 71) / (1 + SOURCE_PRIOR))
+    # deu has XLM-R rows only for swh, the query's own target: nothing else to go on
+    assert _serve(ev, "xlm-r-large", "deu", "swh")["ev_source_vs_others"] == 0.0
+    # per model, not family: eng has no other xlm-r-base target, whatever xlm-r-large says
+    assert _serve(ev, "xlm-r-base", "eng", "swh")["ev_source_vs_others"] == 0.0
+    # a source nobody published from: 0 (average), not NaN, so absence cannot stand for obscurity
+    assert _serve(ev, "xlm-r-large", "fra", "swh")["ev_source_vs_others"] == 0.0
+    assert math.isnan(_serve(ev, "xlm-r-large", "fra", "swh")["ev_pair"])
+
+
+def test_training_values_never_hold_the_rows_own_score(record):
+    ev, obs = record
+    norm = normalize_observations(obs)
+    _, rows, langs = featurize_components(norm)
+    tv = RecordEvidence(mask_rate=0.0, language_mask_rate=0.0).fit(norm, obs["score"].to_numpy()) \
+        .training_values(norm, obs["score"].to_numpy(), rows, langs)
+    assert list(tv.columns) == EVIDENCE_FEATURES
+    comp = pd.DataFrame({"row": rows, "lang": langs}).assign(**tv)
+    src = comp[comp["lang"] != obs["target"].to_numpy()[comp["row"]]]
+    first = src[src["row"] == 1].iloc[0]          # xlm-r-large deu→swh 66: its family's other deu→swh row is 60
+    assert first["ev_pair"] == pytest.approx(60.0)
+    assert first["ev_pair_other"] == pytest.approx(56.0)
+    assert first["ev_source_vs_others"] == 0.0    # deu's XLM-R record is swh only: its own pair, left out
+
+
+def test_small_and_vectorised_paths_agree():
+    from predictor.train import load_observations, trainable
+    obs = trainable(load_observations())
+    sub = obs.sample(4000, random_state=3)
+    norm = normalize_observations(sub)
+    ev = RecordEvidence().fit(norm, sub["score"].to_numpy())
+    _, rows, langs = featurize_components(norm)
+    args = [norm[c].to_numpy(object) for c in ("model", "task", "task_type", "target")]
+    big = ev.component_matrix(*args, rows, langs, GRAINS)          # > SMALL_N components: vectorised
+    idx = np.arange(500)
+    small = ev.component_matrix(*args, rows[idx], langs[idx], GRAINS)
+    np.testing.assert_array_equal(big[idx], small)
+    again = RecordEvidence.from_csv(ev.to_csv())
+    np.testing.assert_array_equal(again.component_matrix(*args, rows, langs, GRAINS), big)
