@@ -24,7 +24,8 @@ from features.queries import combine, normalize, normalize_one, parse_count, par
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import RECORD_RESIDUAL, top_reasons
-from predictor.intervals import ConformalIntervals, evidence_bins, probability_best
+from predictor.intervals import (ConformalIntervals, evidence_bins, new_task_regimes, probability_best,
+                                 scale_from)
 from predictor.model import TransferRegressor
 from predictor.record import Record
 from predictor.treeshap import TreeShap
@@ -153,12 +154,19 @@ class TransferPredictor:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
             if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
-        return evidence_bins(_per_distinct(self.record.regimes, tasks, targets), ev)
+        return evidence_bins(_per_distinct(self._regimes, tasks, targets), ev)
+
+    def _regimes(self, tasks, targets) -> np.ndarray:
+        """The record's regime per answer; a task the record holds no rows for is its own bin (NEW_TASK)."""
+        return new_task_regimes(self.record.regimes(tasks, targets), tasks, self.record.summary["targets_by_task"])
 
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
-        for level in self.calibration.levels:
-            h = _per_distinct(lambda r, t: self.calibration.halfwidth(r, t, level), regimes, task_types)
+        # per distinct (bin, task type): each level's quantile and the regime's difficulty-scale parameters
+        table = _per_distinct(self.calibration.bin_table, regimes, task_types)
+        scale = scale_from(table[:, -2:], scores)
+        for j, level in enumerate(self.calibration.levels):
+            h = table[:, j] * scale
             tag = int(round(level * 100))
             out[f"lower{tag}"] = np.clip(scores - h, 0, 100)
             out[f"upper{tag}"] = np.clip(scores + h, 0, 100)
@@ -351,7 +359,7 @@ class TransferPredictor:
         bins = self._bins(X[order], np.full(len(order), task_id, dtype=object),
                           np.full(len(order), target, dtype=object))
         for level in self.calibration.levels:  # bin: regime (+ pair evidence) × task type
-            h = self.calibration.halfwidth(bins, np.full(len(order), ttype, dtype=object), level)
+            h = self.calibration.halfwidth(bins, np.full(len(order), ttype, dtype=object), level, scores=ranked)
             tag = int(round(level * 100))
             cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
             cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)
