@@ -167,3 +167,30 @@ def test_served_widths_follow_the_scale(predictor):
     hw = p.calibration.halfwidth(np.full(len(s), "similarity", dtype=object), np.full(len(s), "ner", dtype=object),
                                  0.8, scores=s)
     assert np.allclose(width[inside], 2 * hw[inside])
+
+
+def test_out_of_fold_task_never_sees_the_task():
+    """train.out_of_fold_task: a task's rows are predicted by a model fitted without them, its id unknown to it."""
+    from features.featurize import featurize_components
+    from predictor import train as T
+    from predictor.model import TransferRegressor, normalize_observations
+
+    obs = P.load_observations()
+    lrp = obs["dataset"].eq("langrankplus")
+    small = obs[lrp & obs["dataset_file"].str.contains("xnli|tydiqa")].reset_index(drop=True)
+    comps = featurize_components(normalize_observations(small))
+    seen_tasks = []
+
+    class Spy(TransferRegressor):
+        def fit(self, frame, **kw):
+            seen_tasks.append(set(frame["task"]))
+            return super().fit(frame, **kw)
+
+    pred = T.out_of_fold_task(small, comps, lambda: Spy(n_estimators=10, n_jobs=1), min_rows=50)
+    tasks = small["task"].to_numpy()
+    assert sorted(map(sorted, seen_tasks)) == [["tydiqa"], ["xnli"]]       # one fit per task, without it
+    assert not np.isnan(pred).any() and len(pred) == len(small)
+    # the held-out task is served from its type alone: its id is replaced by an unseen one
+    direct = Spy(n_estimators=10, n_jobs=1).fit(small[tasks != "xnli"])
+    test = normalize_observations(small[tasks == "xnli"]).assign(task="unseen-xnli")
+    assert np.allclose(pred[tasks == "xnli"], direct.score_queries(test, num_threads=1)[1], atol=1e-6)
