@@ -149,13 +149,14 @@ def test_served_bin_of_a_query(predictor):
 def test_served_widths_follow_the_scale(predictor):
     """The facade multiplies each bin's quantile by the score's difficulty scale, on every path."""
     from predictor import TransferPredictor
-    cal = ConformalIntervals.from_dict({**predictor.calibration.to_dict(),
-                                        "scale": {"similarity": {"slope": 1.0, "center": 0.5},
-                                                  "record": {"slope": 1.0, "center": 0.5}}})
-    p = TransferPredictor(predictor.model, cal, predictor.manifest, None, None, predictor.record)
+    def with_scale(scale):
+        cal = ConformalIntervals.from_dict({**predictor.calibration.to_dict(), "scale": scale})
+        return TransferPredictor(predictor.model, cal, predictor.manifest, None, None, predictor.record)
+
+    p = with_scale({"similarity": {"slope": 1.0, "center": 0.5}, "record": {"slope": 1.0, "center": 0.5}})
     q = {"model": "xlm-r-large", "task": "wikiann", "target": "quy", "source": "en"}
     one = p.predict_one(q)
-    base = predictor.predict_one(q)
+    base = with_scale({}).predict_one(q)
     ratio = np.exp(edge([one["predicted_score"]])[0] - 0.5)
     w, w0 = one["upper80"] - one["lower80"], base["upper80"] - base["lower80"]
     if 0 < one["lower80"] and one["upper80"] < 100 and 0 < base["lower80"] and base["upper80"] < 100:
