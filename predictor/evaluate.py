@@ -16,7 +16,8 @@ Interval coverage is cross-conformal, with the served recipe (`predictor.interva
 regime × task type, each residual normalized by a difficulty scale of its predicted score): for the rows of one fold,
 the quantiles come from the out-of-fold residuals of all *other* folds of the same protocol (a protocol with one fold
 is split in two halves of its ranking groups), so the calibration never saw what it is judged on. The regime is the
-protocol's: "record" for `seen`, "similarity" elsewhere.
+protocol's: "record" for `seen`, the new-task bin for `leave_task_out` (whose rows of one task are calibrated on the
+other tasks' residuals only), "similarity" elsewhere.
 
 `python -m predictor.evaluate --readme` rewrites the README's accuracy table (between `<!-- accuracy:start -->` and
 `<!-- accuracy:end -->`) from reports/accuracy.json.
