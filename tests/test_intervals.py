@@ -195,3 +195,16 @@ def test_out_of_fold_task_never_sees_the_task():
     direct = Spy(n_estimators=10, n_jobs=1).fit(small[tasks != "xnli"])
     test = normalize_observations(small[tasks == "xnli"]).assign(task="unseen-xnli")
     assert np.allclose(pred[tasks == "xnli"], direct.score_queries(test, num_threads=1)[1], atol=1e-6)
+
+
+def test_headline_pools_leave_task_out_coverage_over_tasks():
+    def table(c80, c90, n):
+        return {"coverage80": {"value": c80}, "coverage90": {"value": c90}, "halfwidth80": 20.0, "halfwidth90": 30.0,
+                "n_rows": n}
+    rr = E.RunResult(protocols={"leave_task_out": {"goals": {"mean": {}}}},
+                     results={"leave_task_out": {E.OURS: {"udpos": table(0.8, 0.9, 300), "xquad": table(0.4, 0.6, 100)}}})
+    rows = [h for h in E.headline(rr) if h["protocol"] == "leave_task_out" and h["metric"].startswith("coverage")]
+    assert [(h["table"], h["metric"], h["regime"]) for h in rows] == [
+        ("all tasks", "coverage80", f"coverage: {NEW_TASK}"), ("all tasks", "coverage90", f"coverage: {NEW_TASK}")]
+    assert rows[0]["measured"] == pytest.approx(0.7) and rows[1]["measured"] == pytest.approx(0.825)
+    assert rows[0]["status"] == "not met" and E.RECIPE in rows[0]["note"] and "other tasks" in rows[0]["note"]
