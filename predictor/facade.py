@@ -24,7 +24,8 @@ from features.queries import combine, normalize, normalize_one, parse_count, par
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import RECORD_RESIDUAL, top_reasons
-from predictor.intervals import ConformalIntervals, evidence_bins, probability_best
+from predictor.intervals import (ConformalIntervals, evidence_bins, new_task_regimes, probability_best,
+                                 scale_from)
 from predictor.model import TransferRegressor
 from predictor.record import Record
 from predictor.treeshap import TreeShap
@@ -177,7 +178,11 @@ class TransferPredictor:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
             if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
-        return evidence_bins(_per_distinct(self.record.regimes, tasks, targets), ev)
+        return evidence_bins(_per_distinct(self._regimes, tasks, targets), ev)
+
+    def _regimes(self, tasks, targets) -> np.ndarray:
+        """The record's regime per answer; a task the record holds no rows for is its own bin (NEW_TASK)."""
+        return new_task_regimes(self.record.regimes(tasks, targets), tasks, self.record.summary["targets_by_task"])
 
     def _halfwidths(self, bins, task_type: str, level: float) -> np.ndarray:
         """`calibration.halfwidth(bins, task_type, level)` for the rows of one ranking (one task type), each distinct
@@ -198,8 +203,11 @@ class TransferPredictor:
 
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
-        for level in self.calibration.levels:
-            h = _per_distinct(lambda r, t: self.calibration.halfwidth(r, t, level), regimes, task_types)
+        # per distinct (bin, task type): each level's quantile and the regime's difficulty-scale parameters
+        table = _per_distinct(self.calibration.bin_table, regimes, task_types)
+        scale = scale_from(table[:, -2:], scores)
+        for j, level in enumerate(self.calibration.levels):
+            h = table[:, j] * scale
             tag = int(round(level * 100))
             out[f"lower{tag}"] = np.clip(scores - h, 0, 100)
             out[f"upper{tag}"] = np.clip(scores + h, 0, 100)
@@ -390,12 +398,15 @@ class TransferPredictor:
         regime = self.record.regime(task_id, target)
         cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
         cols["name"] = [resolve(c).name for c in cols["source"]]
-        # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups
+        # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups (the
+        # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)
+        bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object))[0]
         ev = X[order, self.feature_names.index("ev_pair")] if "ev_pair" in self.feature_names \
             else np.full(len(order), np.nan)
-        bins = evidence_bins(np.full(len(order), regime, dtype=object), ev)
+        bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), ev)
+        scale = self.calibration.scale(bins, ranked)  # the difficulty scale of each row's predicted score
         for level in self.calibration.levels:  # bin: regime (+ pair evidence) × task type
-            h = self._halfwidths(bins, ttype, level)
+            h = self._halfwidths(bins, ttype, level) * scale
             tag = int(round(level * 100))
             cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
             cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)

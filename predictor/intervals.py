@@ -5,6 +5,21 @@ it does not and only similarity and sizes remain. Residuals for each regime come
 (target-grouped folds for "similarity", random ranking-group folds for "record"), and the conformal quantile is taken
 per bin (regime × task type, falling back to the regime, then to all). The quantiles come from `crepes`
 (ConformalRegressor with Mondrian bins); only the resulting half-widths are stored, as JSON.
+
+Normalized: a residual is divided by a difficulty scale before its quantile is taken, and the half-width is that
+quantile times the query's own scale. The scale is a function of the *predicted score* alone, known for every query:
+sigma = exp(slope · (edge − center)), edge = the prediction's distance from the nearer end of the 0–100 scale / 50
+(a score predicted near 0 or 100 has less room to be wrong than one mid-scale). slope is fitted per regime by least
+squares of log(1 + |residual|) on edge over that regime's calibration residuals; center is their mean edge, so a
+stored quantile is the half-width of a typical query of the bin. Measured cross-conformally (reports/accuracy.md):
+mid-scale predictions (zero-shot rows, a new model family) get wider intervals, near-ceiling ones narrower, at the
+same overall coverage, where one width per bin under-covered the former. Known gap: rows whose mix holds examples of
+the target (k > 0) score higher, so the scale narrows their intervals more than their errors shrink (cross-fitted over
+the training residuals by language group, 80/90% coverage of k > 0 similarity rows is 65/86 with the scale, 72/90
+without; a k > 0 bin did not close it: those rows belong to a few targets, and their errors move with the target).
+
+A task the record has no rows for (served from its type alone) is a bin of its own, NEW_TASK, calibrated on
+leave-task-out residuals.
 """
 from __future__ import annotations
 
@@ -15,6 +30,40 @@ import pandas as pd
 
 LEVELS = (0.8, 0.9)
 MIN_BIN = 50
+SCALE = "exp(slope·(edge − center)), edge = min(score, 100 − score) / 50, slope per regime"
+SLOPE_MAX = 2.0       # the fitted slopes are ~1.0 (similarity) and ~0.55 (record)
+MIN_EDGE_SD = 0.05    # predictions spanning less of the scale than this cannot fit a slope
+
+
+def edge(scores) -> np.ndarray:
+    """Distance of a predicted score from the nearer end of the 0–100 scale, in [0, 1] (1 = mid-scale)."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.clip(np.minimum(s, 100.0 - s), 0.0, 50.0) / 50.0
+
+
+def scale_from(params: np.ndarray, scores) -> np.ndarray:
+    """exp(slope · (edge(score) − center)) for per-query (slope, center) rows (ConformalIntervals.scale_params)."""
+    params = np.asarray(params, dtype=np.float64)
+    return np.exp(params[:, 0] * (edge(scores) - params[:, 1]))
+
+
+def coarse_regime(regimes) -> np.ndarray:
+    """The regime a difficulty scale is fitted per: the bin without its pair evidence ('record+pair' -> 'record')."""
+    return np.array([str(r).replace("+pair", "") for r in np.asarray(regimes, dtype=object)], dtype=object)
+
+
+def fit_scale(abs_residuals: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Least squares of log(1 + |r|) on edge(score): {slope, center}. The slope is 0 when there are too few rows or
+    their predictions span too little of the scale to say how the error changes along it, and at most SLOPE_MAX in
+    size (a scale extrapolated from a narrow span would otherwise explode: the widths differ by at most e^SLOPE_MAX
+    between a mid-scale and an end-of-scale prediction)."""
+    r, e = np.asarray(abs_residuals, dtype=np.float64), edge(scores)
+    ok = ~np.isnan(r) & ~np.isnan(e)
+    center = float(np.mean(e[ok])) if ok.any() else 0.5
+    if ok.sum() < MIN_BIN or np.std(e[ok]) < MIN_EDGE_SD:
+        return {"slope": 0.0, "center": center}
+    slope, _ = np.polyfit(e[ok], np.log1p(r[ok]), 1)
+    return {"slope": float(np.clip(slope, -SLOPE_MAX, SLOPE_MAX)), "center": center}
 
 
 def conformal_quantile(abs_residuals: np.ndarray, level: float) -> float:
@@ -48,6 +97,21 @@ def evidence_bins(regimes, ev_pair) -> np.ndarray:
     return np.where((regimes == "record") & pair, "record+pair", regimes).astype(object)
 
 
+NEW_TASK = "similarity+new-task"
+NEW_TASK_MIN_ROWS = 100
+
+
+def new_task_regimes(regimes, tasks, known_tasks) -> np.ndarray:
+    """Regime per answer, with a task the record holds no rows for set apart as NEW_TASK: xlt serves such a task
+    from its type alone, and its intervals come from leave-task-out residuals (predictor.train.out_of_fold_task),
+    which are far wider than those of a seen task (reports/accuracy.md, leave_task_out)."""
+    known = set(known_tasks)
+    if not known:   # no record at all: nothing to set apart
+        return np.asarray(regimes, dtype=object)
+    return np.array([r if t in known else NEW_TASK for r, t in zip(np.asarray(regimes, dtype=object), tasks)],
+                    dtype=object)
+
+
 def bin_keys(regimes, task_types) -> np.ndarray:
     return np.char.add(np.char.add(np.asarray(regimes, dtype=str), "|"), np.asarray(task_types, dtype=str))
 
@@ -60,10 +124,20 @@ class ConformalIntervals:
         self.min_group = min_group
 
     def fit(self, residuals: np.ndarray, regimes: np.ndarray, task_types: np.ndarray,
-            within_target_residuals: np.ndarray | None = None):
+            within_target_residuals: np.ndarray | None = None, scores: np.ndarray | None = None):
+        """Quantiles of |residual| / scale per bin; `scores` (the predictions the residuals are of) fit the
+        difficulty scale per regime; without them every scale is 1 (plain Mondrian split-conformal)."""
         residuals = np.asarray(residuals, dtype=np.float64)
         ok = ~np.isnan(residuals)
         residuals, regimes, task_types = residuals[ok], np.asarray(regimes)[ok], np.asarray(task_types)[ok]
+        self.scale_ = {}
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64)[ok]
+            coarse = coarse_regime(regimes)
+            for r in np.unique(coarse):
+                m = coarse == r
+                self.scale_[str(r)] = fit_scale(np.abs(residuals[m]), scores[m])
+            residuals = residuals / self.scale(regimes, scores)
         self.quantiles_ = {"*": {str(l): conformal_quantile(np.abs(residuals), l) for l in self.levels}}
         for keys in (np.asarray(regimes, dtype=str), bin_keys(regimes, task_types)):
             big = [k for k, c in zip(*np.unique(keys, return_counts=True)) if c >= self.min_group]
@@ -101,8 +175,37 @@ class ConformalIntervals:
         b = getattr(self, "best_set_", None) or {}
         return (b.get(regime) or {}).get("gap")
 
-    def halfwidth(self, regimes, task_types, level: float) -> np.ndarray:
-        """Half-width per query: its regime × task type bin, else its regime, else all residuals."""
+    def scale_params(self, regimes) -> np.ndarray:
+        """(slope, center) of each query's regime, n × 2 (0, 0 for a regime without a fitted scale: scale 1)."""
+        sc = getattr(self, "scale_", None) or {}
+        regimes = np.asarray(regimes, dtype=object)
+        out = np.zeros((len(regimes), 2))
+        if sc:
+            cache: dict[str, tuple[float, float]] = {}
+            for i, r in enumerate(regimes):
+                v = cache.get(r)
+                if v is None:
+                    p = (sc.get(str(r).replace("+pair", "")) or sc.get(str(r).split("+")[0])
+                         or {"slope": 0.0, "center": 0.0})
+                    v = cache[r] = (p["slope"], p["center"])
+                out[i] = v
+        return out
+
+    def scale(self, regimes, scores) -> np.ndarray:
+        """Difficulty scale per query from its predicted score: exp(slope · (edge(score) − center)) of its regime."""
+        return scale_from(self.scale_params(regimes), scores)
+
+    def bin_table(self, regimes, task_types) -> np.ndarray:
+        """Per query: the half-width quantile of its bin at each level, then its regime's slope and center
+        (n × (levels + 2)); the half-width at a level is column j × `scale_from(table[:, -2:], scores)`."""
+        return np.column_stack([self.halfwidth(regimes, task_types, level) for level in self.levels]
+                               + [self.scale_params(regimes)])
+
+    def halfwidth(self, regimes, task_types, level: float, scores=None) -> np.ndarray:
+        """Half-width per query: the quantile of its regime × task type bin (else its regime, else all residuals),
+        times its difficulty scale when `scores` are given (the facade multiplies by `scale` itself)."""
+        if scores is not None:
+            return self.halfwidth(regimes, task_types, level) * self.scale(regimes, scores)
         key = str(level)
         q = self.quantiles_
         regimes = np.asarray(regimes, dtype=str)
@@ -120,8 +223,11 @@ class ConformalIntervals:
         return out
 
     def to_dict(self) -> dict:
+        scaled = bool(getattr(self, "scale_", None))
         return {"levels": list(self.levels), "quantiles": self.quantiles_, "within_target_sd": self.within_target_sd_,
-                "method": "Mondrian split-conformal (crepes ConformalRegressor), bins = regime | task type",
+                "method": "Mondrian split-conformal (crepes ConformalRegressor), bins = regime | task type"
+                          + (f"; normalized by the difficulty scale {SCALE}" if scaled else ""),
+                "scale": getattr(self, "scale_", None) or {},
                 "best_set": getattr(self, "best_set_", None)}
 
     @classmethod
@@ -129,6 +235,8 @@ class ConformalIntervals:
         obj = cls(levels=d["levels"])
         obj.quantiles_ = d["quantiles"]
         obj.within_target_sd_ = float(d["within_target_sd"])
+        obj.scale_ = {str(k): {"slope": float(v["slope"]), "center": float(v["center"])}
+                      for k, v in (d.get("scale") or {}).items()}
         if d.get("best_set"):
             obj.best_set_ = d["best_set"]
         return obj
@@ -164,14 +272,4 @@ def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int
     mass = np.exp(log_pdf + log_cdf.sum(axis=1, keepdims=True) - log_cdf).sum(axis=0)
     out = np.zeros(len(scores))
     out[live] = mass / mass.sum()
-    return out
-    # Only candidates within 4 sd of the leader can win; the rest get 0 and cost nothing.
-    live = np.flatnonzero(scores >= scores.max() - 4 * sd * math.sqrt(2))
-    if len(live) > 40:  # beyond the 40 leaders the chance of being best is below sampling resolution anyway
-        live = live[np.argsort(-scores[live], kind="stable")[:40]]
-    rng = np.random.default_rng(seed)
-    sims = scores[live][None, :] + rng.normal(0.0, sd, size=(draws, len(live)))
-    wins = np.bincount(np.argmax(sims, axis=1), minlength=len(live))
-    out = np.zeros(len(scores))
-    out[live] = wins / draws
     return out

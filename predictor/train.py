@@ -18,7 +18,7 @@ import pandas as pd
 from predictor import artifacts
 from predictor import record
 from predictor.facade import BACKGROUND_FILE, CALIBRATION_FILE, RECORD_FILE
-from predictor.intervals import ConformalIntervals, evidence_bins
+from predictor.intervals import NEW_TASK, NEW_TASK_MIN_ROWS, ConformalIntervals, evidence_bins
 from features.featurize import featurize_components, take_components
 from predictor.model import TransferRegressor, normalize_observations
 
@@ -95,10 +95,28 @@ def out_of_fold_seen(obs: pd.DataFrame, comps: tuple, make_model, n_folds: int =
     return pred, pair
 
 
-def _fit_predict(obs, comps, make_model, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+def out_of_fold_task(obs: pd.DataFrame, comps: tuple, make_model, min_rows: int = NEW_TASK_MIN_ROWS) -> np.ndarray:
+    """Predictions for each row of a task from a model that never saw the task: its rows (and those scored on it
+    after training on another task's data, `xquad-from-tydiqa`) leave training, and the test rows' task id is
+    replaced by an unseen one, so only its type speaks: the served regime of a task the record has no rows for
+    (NEW_TASK). The languages stay in the record (as for a new task of known languages). One fit per task with at
+    least `min_rows` rows; NaN elsewhere."""
+    base = obs["task"].astype(str).str.split("-from-").str[0].to_numpy()
+    pred = np.full(len(obs), np.nan)
+    names, counts = np.unique(base, return_counts=True)
+    for task in names[counts >= min_rows]:
+        test = base == task
+        pred[test], _ = _fit_predict(obs, comps, make_model, ~test, test, task=f"unseen-{task}")
+    return pred
+
+
+def _fit_predict(obs, comps, make_model, train: np.ndarray, test: np.ndarray, task: str | None = None) -> np.ndarray:
     model = make_model().fit(obs.loc[train], components=take_components(comps, train))
     Xc, rows, langs = take_components(comps, test)
-    X, score, _ = model.score_components(Xc, rows, langs, normalize_observations(obs.loc[test]))
+    norm = normalize_observations(obs.loc[test])
+    if task is not None:   # the test rows' task id replaced by an unseen one
+        norm = norm.assign(task=task)
+    X, score, _ = model.score_components(Xc, rows, langs, norm)
     pair = X["ev_pair"].to_numpy() if "ev_pair" in X.columns else np.full(len(X), np.nan)
     return score, pair
 
@@ -123,17 +141,21 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
 
     oof, _ = out_of_fold(obs, comps, make_model, n_folds)
     seen, seen_pair = out_of_fold_seen(obs, comps, make_model, n_folds)
+    new_task = out_of_fold_task(obs, comps, make_model)
     y = obs["score"].to_numpy()
-    resid = np.concatenate([y - oof, y - seen])
+    resid = np.concatenate([y - oof, y - seen, y - new_task])
     regimes = np.concatenate([np.full(len(obs), "similarity", dtype=object),
-                              evidence_bins(np.full(len(obs), "record", dtype=object), seen_pair)])
-    types = np.concatenate([obs["task_type"].to_numpy()] * 2)
+                              evidence_bins(np.full(len(obs), "record", dtype=object), seen_pair),
+                              np.full(len(obs), NEW_TASK, dtype=object)])
+    types = np.concatenate([obs["task_type"].to_numpy()] * 3)
     within = np.concatenate([within_target_residuals(obs, y - oof), within_target_residuals(obs, y - seen)])
-    calib = ConformalIntervals().fit(resid, regimes, types, within)
+    # normalized by the difficulty scale of each residual's own prediction (fitted per regime; predictor.intervals)
+    calib = ConformalIntervals().fit(resid, regimes, types, within, scores=np.concatenate([oof, seen, new_task]))
     from predictor.model import ranking_key
     from predictor.protocols import single_source_mask
     single = np.concatenate([single_source_mask(obs)] * 2)  # the rows a ranking chooses among
-    coarse = np.array([r.split("+")[0] for r in regimes], dtype=object)
+    # record / similarity (the best-source set of a new task is the similarity regime's: its ranking is served so)
+    coarse = np.array([r.split("+")[0] for r in regimes[:2 * len(obs)]], dtype=object)
     calib.fit_best_set(np.concatenate([ranking_key(obs)] * 2)[single], np.concatenate([y, y])[single],
                        np.concatenate([oof, seen])[single], coarse[single])
     metrics = {"oof_rmse": float(np.sqrt(np.nanmean((y - oof) ** 2))), "oof_mae": float(np.nanmean(np.abs(y - oof))),
@@ -142,7 +164,11 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
                "seen_rmse": float(np.sqrt(np.nanmean((y - seen) ** 2))),
                "seen_mae": float(np.nanmean(np.abs(y - seen))),
                "seen_protocol": f"{n_folds} folds over ranking groups (file, model, variant, task, target)",
-               "interval_halfwidth": calib.quantiles_, "within_target_sd": calib.within_target_sd_,
+               "new_task_rmse": float(np.sqrt(np.nanmean((y - new_task) ** 2))),
+               "new_task_protocol": f"one fold per task with >= {NEW_TASK_MIN_ROWS} rows, its id replaced by an "
+                                    "unseen one (only its type known)",
+               "interval_halfwidth": calib.quantiles_, "interval_scale": calib.scale_,
+               "within_target_sd": calib.within_target_sd_,
                "best_source_set": calib.best_set_}
     log(f"out-of-fold RMSE unseen target {metrics['oof_rmse']:.2f}, seen target {metrics['seen_rmse']:.2f} "
         f"({time.time() - t0:.1f}s)")
