@@ -235,7 +235,6 @@ def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) ->
         return {}
     d = pd.concat(frames, ignore_index=True)
     gy = d.groupby("g")["y"].transform("max")
-    gp = d.groupby("g")["p"].transform("max")
     d["n"] = d.groupby("g")["y"].transform("size")
     d = d[d["n"] >= 2]
     best_pred = d[d["y"] >= gy[d.index]].groupby("g")["p"].max()

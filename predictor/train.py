@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
