@@ -52,7 +52,7 @@ LANGRANK_OURS = "xlt ranker (relative LambdaRank)"
 OBS_PROTOCOLS = ("seen", "xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "unseen_dataset",
                  "unseen_family")
 # the interval recipe the headline's coverage rows measure (the served one: predictor.intervals.ConformalIntervals)
-RECIPE = "Mondrian regime | task type, normalized by exp(slope·edge of the predicted score)"
+RECIPE = "Mondrian bins regime × task type, normalized by exp(slope·edge of the predicted score)"
 # protocols whose regression methods get cross-conformal interval coverage, and the regime each one measures
 INTERVAL_REGIMES = {"seen": "record", "xpos": "similarity", "sumeval": "similarity", "unseen_dataset": "similarity",
                     "unseen_family": "similarity", "langrankplus": "similarity",
