@@ -122,6 +122,11 @@ def _labels(module: str, name: str) -> dict:
         return {}
 
 
+def _zero_when_unpublished() -> tuple[str, ...]:
+    from features.evidence import ZERO_WHEN_UNPUBLISHED
+    return ZERO_WHEN_UNPUBLISHED
+
+
 def value_text(feature: str, value, query: dict | None = None) -> str:
     """The value of `feature` in natural units, using the query echo (model, task, train_config) for context."""
     q = query or {}
@@ -132,6 +137,8 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
             return "none published"
         return "unknown"
     value = float(value)
+    if value == 0.0 and feature in _zero_when_unpublished():  # 0 = nothing published, counted as average
+        return "none published (counted as average)"
     try:
         if feature == "task_type":
             from features.registry import TASK_TYPES

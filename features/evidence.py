@@ -50,6 +50,8 @@ TABLES = ["ev_target", "ev_target_type", "ev_source", "ev_pair", "_pair_level", 
 # ev_source_vs_others: pseudo-rows of deviation 0 added to a source's published rows (two targets' worth of record
 # move it half-way), so one lucky result does not make a source look good
 SOURCE_PRIOR = 2.0
+# The grain whose "nothing published" is 0 (read as average), not NaN: what a plot or a reason says at exactly 0
+ZERO_WHEN_UNPUBLISHED = ("ev_source_vs_others",)
 # ev_source is computed but not a model feature: "this source has a good record" is absent for every source nobody
 # published from, so in the similarity regime it ranks well-studied sources above the target's close relatives
 # (Swahili or Afrikaans above Zulu for Xhosa) — a popularity proxy, which the design rule excludes.

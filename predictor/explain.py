@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from features.evidence import EVIDENCE_LABELS
+from features.evidence import EVIDENCE_LABELS, ZERO_WHEN_UNPUBLISHED
 from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
 from features.registry import TASK_TYPES
 
@@ -20,6 +20,8 @@ def describe(feature: str, value: float) -> str:
     label = FEATURE_LABELS.get(feature, feature)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
+    if feature in ZERO_WHEN_UNPUBLISHED and value == 0.0:
+        return f"{label}: none published (counted as average)"
     if feature.endswith("_vs_others") or feature == RECORD_RESIDUAL:  # differences: signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):
