@@ -138,7 +138,7 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
         return "unknown"
     value = float(value)
     if value == 0.0 and feature in _zero_when_unpublished():  # 0 = nothing published, counted as average
-        return "none published (counted as average)"
+        return "none published (= average)"
     try:
         if feature == "task_type":
             from features.registry import TASK_TYPES

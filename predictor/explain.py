@@ -21,7 +21,7 @@ def describe(feature: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
     if feature in ZERO_WHEN_UNPUBLISHED and value == 0.0:
-        return f"{label}: none published (counted as average)"
+        return f"{label}: none published (= average)"
     if feature.endswith("_vs_others") or feature == RECORD_RESIDUAL:  # differences: signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):

@@ -81,7 +81,7 @@ def test_sizes_and_shares_in_natural_units():
     assert labels.value_text("n_source_languages", 3.0, q) == "3"
     assert labels.value_text("ev_pair", float("nan"), q) == "none published"  # features.evidence grains
     # the source's record is 0, not NaN, when nothing is published (features.evidence): say so, not "+0.0"
-    assert labels.value_text("ev_source_vs_others", 0.0, q) == "none published (counted as average)"
+    assert labels.value_text("ev_source_vs_others", 0.0, q) == "none published (= average)"
     assert labels.value_text("ev_source_vs_others", -2.25, q) == "-2.2"
     assert labels.value_text("ev_pair", 71.234, q) == "71.2"
 
