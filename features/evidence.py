@@ -152,7 +152,7 @@ class RecordEvidence:
         y = np.asarray(y, dtype=np.float64)
         keys = self._grain_keys(norm)
         tables = {}
-        # a single-source score's deviation from its target's mean over single sources (same task and family)
+        # a single-source score's deviation from its target's mean over single sources (same task and model)
         single = np.array([x is not None for x in keys["_src_dev"]])
         level = pd.Series(y).where(single).groupby(keys["_src_dev_level"]).transform("mean").to_numpy()
         dev = np.where(single, y - level, np.nan)

@@ -71,7 +71,7 @@ class TransferPredictor:
         self._treeshap: TreeShap | None = None
         self._treeshap_built = False
         self._treeshap_lock = threading.Lock()
-        self._halfwidth_memo: dict[tuple, float] = {}
+        self._bin_memo: dict[tuple, np.ndarray] = {}
         self.warm = False  # set once `warm_up` has run: no first-use cost (imports, tables) is left on any path
 
     # ------------------------------------------------------------------ loading
@@ -184,27 +184,26 @@ class TransferPredictor:
         """The record's regime per answer; a task the record holds no rows for is its own bin (NEW_TASK)."""
         return new_task_regimes(self.record.regimes(tasks, targets), tasks, self.record.summary["targets_by_task"])
 
-    def _halfwidths(self, bins, task_type: str, level: float) -> np.ndarray:
-        """`calibration.halfwidth(bins, task_type, level)` for the rows of one ranking (one task type), each distinct
-        bin looked up once per process: the calibration's half-width is a function of (bin, task type, level) alone,
-        and building its string keys with numpy costs more than the ranking's other bookkeeping together."""
-        memo = self._halfwidth_memo
+    def _bin_table(self, bins, task_types) -> np.ndarray:
+        """`calibration.bin_table` per answer (each level's quantile, then the scale's slope and center), each
+        distinct (bin, task type) looked up once per process: the row is a function of the pair alone, and building
+        the calibration's string keys with numpy costs more than a ranking's other bookkeeping together."""
+        memo = self._bin_memo
         out = []
-        for b in bins:
-            key = (b, task_type, level)
-            h = memo.get(key)
-            if h is None:
-                if len(memo) >= 1024:  # bins × task types × levels: a few dozen; bounded all the same
+        for key in zip(bins, task_types):
+            row = memo.get(key)
+            if row is None:
+                if len(memo) >= 1024:  # bins × task types: a few dozen; bounded all the same
                     memo.clear()
-                h = memo[key] = self.calibration.halfwidth(np.array([b], dtype=object),
-                                                           np.array([task_type], dtype=object), level)[0]
-            out.append(h)
-        return np.array(out, dtype=np.float64)
+                row = memo[key] = self.calibration.bin_table(np.array([key[0]], dtype=object),
+                                                             np.array([key[1]], dtype=object))[0]
+            out.append(row)
+        return np.array(out, dtype=np.float64).reshape(len(out), len(self.calibration.levels) + 2)
 
     def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
         out = {}
         # per distinct (bin, task type): each level's quantile and the regime's difficulty-scale parameters
-        table = _per_distinct(self.calibration.bin_table, regimes, task_types)
+        table = _per_distinct(self._bin_table, regimes, task_types)
         scale = scale_from(table[:, -2:], scores)
         for j, level in enumerate(self.calibration.levels):
             h = table[:, j] * scale
@@ -404,12 +403,7 @@ class TransferPredictor:
         ev = X[order, self.feature_names.index("ev_pair")] if "ev_pair" in self.feature_names \
             else np.full(len(order), np.nan)
         bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), ev)
-        scale = self.calibration.scale(bins, ranked)  # the difficulty scale of each row's predicted score
-        for level in self.calibration.levels:  # bin: regime (+ pair evidence) × task type
-            h = self._halfwidths(bins, ttype, level) * scale
-            tag = int(round(level * 100))
-            cols[f"lower{tag}"] = np.clip(ranked - h, 0, 100)
-            cols[f"upper{tag}"] = np.clip(ranked + h, 0, 100)
+        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins))
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         gap = self.calibration.best_set_gap(regime)
         if gap is not None:  # the 90% best-source set: candidates within the calibrated gap of the leader
