@@ -125,9 +125,13 @@ class TreeShap:
         dl, mnan = np.asarray(default_left, dtype=bool), np.asarray(missing_nan, dtype=bool)
         nodes = {"feature": feats, "threshold": thr, "default_left": dl,
                  "nan_left": np.where(mnan, dl, 0.0 <= thr),  # a NaN is 0 unless NaN is the missing type
-                 "zero_split": np.asarray(missing_zero, dtype=bool), "categorical": _category_bits(cat_sets)}
-        leaves = {"step_col": np.asarray(step_col, dtype=np.int64), "run_start": np.asarray(run_start, dtype=np.int64),
-                  "run_slot": np.asarray(run_slot, dtype=np.int64), "bit_feature": bit_feature,
+                 "zero_split": np.asarray(missing_zero, dtype=bool), "any_zero_split": any(missing_zero),
+                 "categorical": _category_bits(cat_sets)}
+        step_col, run_start = np.asarray(step_col, dtype=np.int64), np.asarray(run_start, dtype=np.int64)
+        run_slot = np.asarray(run_slot, dtype=np.int64)
+        slot_first, slot_more = _slot_steps(step_col, run_start, run_slot, n_leaves * 8, 2 * len(split_feature))
+        leaves = {"step_col": step_col, "run_start": run_start, "run_slot": run_slot, "bit_feature": bit_feature,
+                  "slot_first_step": slot_first, "slot_more_steps": slot_more,
                   "offset": (np.arange(n_leaves, dtype=np.int64) << n_bits)[:, None], "n_leaves": n_leaves}
         shap = cls(n_features, nodes, leaves, table.reshape(n_leaves << n_bits, n_bits), bias, n_bits)
         if check is not None and len(check):
@@ -153,8 +157,9 @@ class TreeShap:
     def relative(self, X: np.ndarray) -> np.ndarray:
         """SHAP of up to 8 rows up to a per-feature constant shared by the rows: `r - r.mean(axis=0)` equals
         `s - s.mean(axis=0)` for `s = self(X)`. A leaf where every row has the same pattern adds the same amount to
-        every row, so only the leaves where the rows differ are looked up (about a quarter of them for a ranking's
-        top rows, which share their target); what a ranking's reasons need (each source against the others)."""
+        every row, so only the leaves where the rows differ are looked up (a quarter to a half of them for a
+        ranking's top rows, which share their target); what a ranking's reasons need (each source against the
+        others)."""
         X = np.asarray(X, dtype=np.float32)
         if len(X) > 8 or len(X) < 2:
             return self(X)
@@ -162,31 +167,46 @@ class TreeShap:
             raise ValueError(f"TreeShap: expected (rows, {self.n_features}) features, got {X.shape}")
         return self._explain8(X, differing_only=True)
 
-    def _patterns(self, X: np.ndarray) -> np.ndarray:
-        """(leaf, row) decision pattern of up to 8 rows: bit b set when the row satisfies every split of the leaf's
-        path on the leaf's b-th feature."""
+    def _pattern_words(self, X: np.ndarray) -> np.ndarray:
+        """(leaf,) uint64: byte i is row i's decision pattern at the leaf (bit b set when the row satisfies every
+        split of the leaf's path on the leaf's b-th feature), for up to 8 rows; bytes beyond the rows are 0."""
         lv = self._leaves
-        left = np.packbits(self._go_left(X.astype(np.float64)), axis=0, bitorder="little")[0]  # bit i: row i
-        went = np.empty(2 * len(left) + 1, dtype=np.uint8)
-        went[0:-1:2] = left
-        went[1:-1:2] = ~left
+        left = self._go_left(X.astype(np.float64))                    # splits × 8 (rows beyond X: False)
+        bits = (left.view("<u8").ravel() * _GATHER_BITS) >> _TOP_BYTE  # per split: bit i = row i goes left
+        went = np.empty(2 * len(bits) + 1, dtype=np.uint8)
+        went[0:-1:2] = bits
+        went[1:-1:2] = ~bits.astype(np.uint8)
         went[-1] = 0xFF
-        # o[leaf, bit]: the rows (one bit each) that satisfy every split of the leaf's path on the bit's feature
-        o = np.full(lv["n_leaves"] * 8, 0xFF, dtype=np.uint8)  # padding bits: always satisfied
-        o[lv["run_slot"]] = np.bitwise_and.reduceat(went[lv["step_col"]], lv["run_start"])
+        # o[leaf, bit]: the rows (one bit each) that satisfy every split of the leaf's path on the bit's feature;
+        # a slot's first step, then its further ones (most runs are one split long), padding slots read the 0xFF
+        o = went[lv["slot_first_step"]]
+        for slots, steps in lv["slot_more_steps"]:
+            o[slots] &= went[steps]
         # transposed (8×8 bits per leaf): byte i of a leaf = row i's pattern over the leaf's bits
-        return _transpose8(o).reshape(-1, 8)[:, :len(X)] & ((1 << self.n_bits) - 1)
+        words = _transpose8(o).view("<u8")
+        return words & (np.uint64(0x0101010101010101) * np.uint64((1 << self.n_bits) - 1)) \
+            & np.uint64((1 << (8 * len(X))) - 1 if len(X) < 8 else 0xFFFFFFFFFFFFFFFF)
+
+    def _patterns(self, X: np.ndarray) -> np.ndarray:
+        """(leaf, row) decision pattern of up to 8 rows (`_pattern_words` as bytes)."""
+        return self._pattern_words(X).view(np.uint8).reshape(-1, 8)[:, :len(X)]
 
     def _explain8(self, X: np.ndarray, differing_only: bool = False) -> np.ndarray:
         r, width = len(X), self.n_features + 2
         lv = self._leaves
         out = np.zeros((r, width))
         if lv["n_leaves"]:
-            pattern = self._patterns(X)
-            if differing_only:
-                keep = np.flatnonzero((pattern != pattern[:, :1]).any(axis=1))
-                values = np.take(self._table, lv["offset"][keep] + pattern[keep], axis=0)  # (leaf, row, bit)
-                cols = (lv["bit_feature"][keep][:, None, :] + (np.arange(r) * width)[None, :, None]).ravel()
+            words = self._pattern_words(X)
+            pattern = words.view(np.uint8).reshape(-1, 8)[:, :r]
+            if differing_only:  # a row's pattern byte differs from row 0's
+                row_bytes = np.uint64((1 << (8 * r)) - 1 if r < 8 else 0xFFFFFFFFFFFFFFFF)
+                keep = np.flatnonzero((words ^ ((words & np.uint64(0xFF)) * np.uint64(0x0101010101010101)))
+                                      & row_bytes)
+                values = np.take(self._table, (lv["offset"][keep] + pattern[keep]).T, axis=0)  # (row, leaf, bit)
+                features = lv["bit_feature"][keep].ravel()
+                for i in range(r):
+                    out[i] = np.bincount(features, weights=values[i].ravel(), minlength=width)
+                return out[:, : self.n_features + 1]
             else:
                 values = np.take(self._table, lv["offset"] + pattern, axis=0)   # (leaf, row, bit)
                 cols = self._columns(r)
@@ -205,24 +225,45 @@ class TreeShap:
         return cols
 
     def _go_left(self, X: np.ndarray) -> np.ndarray:
-        """(rows, splits): whether each row goes left at each split, by LightGBM's decision rule."""
+        """(splits, 8) bool: whether each of up to 8 rows goes left at each split, by LightGBM's decision rule
+        (columns beyond the rows False). Splits × rows, so the gather of each split's feature copies a short
+        contiguous row and the 8 answers of a split are one 64-bit word."""
         nd = self._nodes
-        x = X[:, nd["feature"]]
+        XT = np.full((X.shape[1], 8), np.inf)  # a missing row: +inf goes right everywhere numeric
+        XT[:, : len(X)] = X.T
+        x = np.take(XT, nd["feature"], axis=0)
         with np.errstate(invalid="ignore"):
-            left = x <= nd["threshold"]              # NaN (and categorical splits) False here, fixed below
+            left = x <= nd["threshold"][:, None]      # NaN (and categorical splits) False here, fixed below
         nan = np.isnan(x)
-        if nan.any():                                 # NaN: the default side if NaN is the missing type, else as 0
-            left[nan] = np.broadcast_to(nd["nan_left"], x.shape)[nan]
-        if nd["zero_split"].any():                    # missing type Zero: 0 (and NaN, counted as 0) take the default
-            zero = nd["zero_split"] & ((np.abs(x) <= _ZERO) | nan)
-            left[zero] = np.broadcast_to(nd["default_left"], x.shape)[zero]
+        left |= nan & nd["nan_left"][:, None]         # NaN: the default side if NaN is the missing type, else as 0
+        if nd["any_zero_split"]:                      # missing type Zero: 0 (and NaN, counted as 0) take the default
+            zero = nd["zero_split"][:, None] & ((np.abs(x) <= _ZERO) | nan)
+            left = np.where(zero, nd["default_left"][:, None], left)
         cats = nd["categorical"]
         if cats is not None:                          # NaN or negative → right; else the category's bit
             idx, bits = cats
-            xc = x[:, idx]
+            xc = x[idx]
             code = np.where(np.isnan(xc) | (xc < 0) | (xc >= bits.shape[1]), -1, xc).astype(np.int64)
-            left[:, idx] = (code >= 0) & bits[np.arange(len(idx))[None, :], np.maximum(code, 0)]
+            left[idx] = (code >= 0) & bits[np.arange(len(idx))[:, None], np.maximum(code, 0)]
+        left[:, len(X):] = False
         return left
+
+
+# (w · _GATHER_BITS) >> 56 packs the low bits of a word's 8 bytes (each 0 or 1) into one byte, byte i → bit i
+_GATHER_BITS, _TOP_BYTE = np.uint64(0x0102040810204080), np.uint64(56)
+
+
+def _slot_steps(step_col: np.ndarray, run_start: np.ndarray, run_slot: np.ndarray, n_slots: int, pad: int):
+    """The AND-reduce of each (leaf, bit) slot's steps as gathers: the slot's first step (`pad`, the always-true
+    column, for a padding slot), then for j = 1, 2, ... the slots with a j-th step and that step."""
+    run_len = np.diff(np.append(run_start, len(step_col)))
+    first = np.full(n_slots, pad, dtype=np.int64)
+    first[run_slot] = step_col[run_start]
+    more = []
+    for j in range(1, int(run_len.max(initial=1))):
+        has = run_len > j
+        more.append((run_slot[has], step_col[run_start[has] + j]))
+    return first, more
 
 
 _M1, _M2, _M3 = np.uint64(0x00AA00AA00AA00AA), np.uint64(0x0000CCCC0000CCCC), np.uint64(0x00000000F0F0F0F0)
