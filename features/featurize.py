@@ -220,6 +220,10 @@ def _gather(values: np.ndarray, fn, dtype=np.float64, default=np.nan) -> np.ndar
     if len(values) == 0:
         return np.zeros(0, dtype=dtype)
     if len(values) < SMALL_N:  # a request's few rows: a dict beats pd.factorize's set-up by ~20x
+        distinct = dict.fromkeys(values)
+        if len(distinct) == 1:  # one query's rows (a ranking's model, target...): one value, no per-row loop
+            v = next(iter(distinct))
+            return np.full(len(values), default if _is_na(v) else fn(v), dtype=dtype)
         table: dict = {}
         for v in values:
             if v not in table:
@@ -337,6 +341,9 @@ def _target_one(corpus, target) -> tuple[float, float, float]:
 
 
 def _target_features_small(corpora: np.ndarray, targets: np.ndarray) -> dict:
+    distinct = dict.fromkeys(zip(corpora, targets))
+    if len(distinct) == 1:  # one query's rows: one (corpus, target)
+        return _target_dict(np.tile(np.array(_target_one(*next(iter(distinct))), dtype=np.float64), (len(targets), 1)))
     memo: dict = {}
     table = []
     for key in zip(corpora, targets):
