@@ -181,6 +181,21 @@ class RecordEvidence:
             cache[grain] = d
         return d
 
+    def _by_source(self, grain: str, position: int) -> dict:
+        """{key without its source part: {source: (sum, count)}} of a grain whose key holds the source at
+        `position`: a one-target ranking finds its target's row once and then looks each candidate up by its code,
+        instead of building and hashing one new key string per candidate and grain (built once, on first use)."""
+        cache = self.__dict__.setdefault("_by_source_dicts", {})
+        d = cache.get(grain)
+        if d is None:
+            d = {}
+            for key, value in self._dict(grain).items():
+                parts = key.split(SEP)
+                src = parts.pop(position)
+                d.setdefault(SEP.join(parts), {})[src] = value
+            cache[grain] = d
+        return d
+
     def _lookup(self, grain: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(keys) < SMALL_N:
             d = self._dict(grain)
@@ -255,12 +270,14 @@ class RecordEvidence:
 
     def _component_matrix_small(self, tgt, task, ttype, fam, mdl, src) -> np.ndarray:
         """The same values as the vectorised path, one dict lookup per key; the target-level grains (equal for every
-        component of a one-target ranking) once per distinct (task, family, type, target)."""
+        component of a one-target ranking) once per distinct (task, family, type, target), and the source-level
+        grains from that target's per-source dicts (`_by_source`)."""
         d_target, d_type, d_task = self._dict("ev_target"), self._dict("ev_target_type"), self._dict("_type_task")
-        d_source, d_pair, d_level = self._dict("ev_source"), self._dict("ev_pair"), self._dict("_pair_level")
-        d_pair_all, d_level_all = self._dict("_pair_all"), self._dict("_level_all")
-        d_dev, d_dev_pair = self._dict("_src_dev"), self._dict("_src_dev_pair")
-        nan = float("nan")
+        d_level, d_level_all = self._dict("_pair_level"), self._dict("_level_all")
+        by_source, by_pair = self._by_source("ev_source", 2), self._by_source("ev_pair", 2)
+        by_pair_all = self._by_source("_pair_all", 1)
+        by_dev, by_dev_pair = self._by_source("_src_dev", 2), self._by_source("_src_dev_pair", 2)
+        nan, empty = float("nan"), {}
         per_target: dict = {}
         values = []
         for t, ta, ty, f, md, sr in zip(tgt, task, ttype, fam, mdl, src):
@@ -274,22 +291,23 @@ class RecordEvidence:
                 sl, cl = d_level.get(ty + SEP + f + SEP + t, _NONE)
                 sla, cla = d_level_all.get(type_key, _NONE)
                 hit = per_target[key] = (_mean1(*d_target.get(ta + SEP + f + SEP + t, _NONE)),
-                                         _mean1(s1 - s2, c1 - c2), _mean1(sl, cl), _mean1(sla - sl, cla - cl),
-                                         ta + SEP + f + SEP, ty + SEP + f + SEP, ty + SEP, SEP + t, t,
-                                         ta + SEP + md + SEP)
-            ev_target, ev_type, level, level_other, source_head, pair_head, all_head, pair_tail, t, dev_head = hit
+                                         _mean1(s1 - s2, c1 - c2), _mean1(sl, cl), _mean1(sla - sl, cla - cl), t,
+                                         by_source.get(ta + SEP + f, empty), by_pair.get(ty + SEP + f + SEP + t, empty),
+                                         by_pair_all.get(type_key, empty), by_dev.get(ta + SEP + md, empty),
+                                         by_dev_pair.get(ta + SEP + md + SEP + t, empty))
+            ev_target, ev_type, level, level_other, t, source, pair, pair_all, dev, dev_pair = hit
             if type(sr) is not str:
                 sr = str(sr)
             if sr == t:  # the target's own examples: no source or pair evidence
                 values.append((ev_target, ev_type, nan, nan, nan, nan, nan, 0.0))
                 continue
-            s1, c1 = d_source.get(source_head + sr, _NONE)
-            s2, c2 = d_pair.get(pair_head + sr + pair_tail, _NONE)
-            sa, ca = d_pair_all.get(all_head + sr + pair_tail, _NONE)
+            s1, c1 = source.get(sr, _NONE)
+            s2, c2 = pair.get(sr, _NONE)
+            sa, ca = pair_all.get(sr, _NONE)
             ev_pair = s2 / c2 if c2 > 0 else nan
             ev_other = (sa - s2) / (ca - c2) if ca - c2 > 0 else nan
-            sd, cd = d_dev.get(dev_head + sr, _NONE)
-            sdp, cdp = d_dev_pair.get(dev_head + sr + pair_tail, _NONE)
+            sd, cd = dev.get(sr, _NONE)
+            sdp, cdp = dev_pair.get(sr, _NONE)
             values.append((ev_target, ev_type, s1 / c1 if c1 > 0 else nan, ev_pair, ev_pair - level,
                            ev_other, ev_other - level_other, (sd - sdp) / (cd - cdp + SOURCE_PRIOR)))
         return np.array(values, dtype=np.float64).reshape(len(values), len(GRAINS)).astype(np.float32)
