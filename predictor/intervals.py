@@ -243,11 +243,12 @@ class ConformalIntervals:
 
 
 def probability_best(scores: np.ndarray, sd: float, draws: int = 2000, seed: int = 0,
-                     step: float = 0.2) -> np.ndarray:
+                     step: float = 0.4) -> np.ndarray:
     """P(each candidate is truly best) when each score carries independent N(0, sd²) error relative to the others.
 
     P_i = ∫ φ(t − d_i) Π_{j≠i} Φ(t − d_j) dt with d = (score − leader) / sd, by the trapezoid rule on a `step`-sd
-    grid (the integrand is smooth, so the rule agrees with a 0.005 grid to 1e-14; ~0.1 ms for 40 candidates). It
+    grid (the integrand is smooth, so the rule converges fast: a 0.4 grid agrees with a 0.005 grid within 3e-7 over
+    300 random rankings of 2-120 candidates, far below the answer's rounding; ~0.05 ms for 100 candidates). It
     replaced a 2,000-draw Monte Carlo estimate (±1 point of sampling noise, ~1 ms); `draws` and `seed` are unused.
     """
     from scipy.special import ndtr
