@@ -56,6 +56,11 @@ async def get_answers(request: Request):
     return request.app.state.answers
 
 
+async def get_pictures(request: Request):
+    """The per-model LRU of rendered pictures, apart from the answers' (`api.app.PICTURE_CACHE`)."""
+    return request.app.state.pictures
+
+
 # ------------------------------------------------------------------------------------------------ work pools
 def cores() -> int:
     try:

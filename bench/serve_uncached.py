@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p._rank_memo = p._rank_compute  # the facade's memo (an lru_cache around _rank_compute): bypassed
     app = create_app(p)
     app.state.answers = AnswerCache(max_entries=0, max_bytes=0)
+    app.state.pictures = AnswerCache(max_entries=0, max_bytes=0)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     return 0
 

@@ -82,3 +82,22 @@ def test_busy_processes_and_cold_predictors_use_the_pool(predictor):
     assert queries._alone(_Req, predictor)
     _Req.app.state.inflight.n = 2
     assert not queries._alone(_Req, predictor)
+
+
+def test_pictures_have_their_own_smaller_cache(app_client):
+    """A rendered picture is kept in the picture LRU, not the answers' (where 40 kB PNGs would crowd out 4 kB
+    answers and hold up to its 64 MB): asked again it is the same bytes from that cache, and that cache is bounded
+    well below the answers'."""
+    from api.app import PICTURE_CACHE
+
+    app, c = app_client
+    app.state.answers.clear()
+    app.state.pictures.clear()
+    url = "/plots/curve.png?model=mt5-base&task=xquad&target=hi&source=en&source_size=777"
+    first = c.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert len(app.state.pictures) == 1 and len(app.state.answers) == 0
+    hits = app.state.pictures.hits
+    again = c.get(url)
+    assert again.content == first.content and app.state.pictures.hits == hits + 1
+    assert app.state.pictures.max_bytes == PICTURE_CACHE["max_bytes"] <= app.state.answers.max_bytes // 4

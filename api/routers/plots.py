@@ -12,7 +12,7 @@ from fastapi import Query as QueryParam
 from fastapi.responses import Response
 
 from api import plots
-from api.dependencies import WorkPool, get_answers, get_predictor, plot_pool
+from api.dependencies import WorkPool, get_pictures, get_predictor, plot_pool
 from api.answers import explain_answer
 from api.schemas import ERROR_RESPONSES, CurveRequest, Query
 
@@ -31,8 +31,8 @@ class _Deps:
     pool: WorkPool
 
 
-async def _deps(p=Depends(get_predictor), cache=Depends(get_answers), pool: WorkPool = Depends(plot_pool)) -> _Deps:
-    """What every picture endpoint takes: the predictor, the answer cache and the bounded plot pool (async: no
+async def _deps(p=Depends(get_predictor), cache=Depends(get_pictures), pool: WorkPool = Depends(plot_pool)) -> _Deps:
+    """What every picture endpoint takes: the predictor, the picture cache and the bounded plot pool (async: no
     thread hop for a picture already in the cache)."""
     return _Deps(p, cache, pool)
 
