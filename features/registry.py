@@ -73,6 +73,7 @@ class TaskSpec:
     train_size_note: str = ""
     adhoc: bool = False
     chance: float = 0.0  # score of a guess that learned nothing (uniform over the labels); the floor of predictions
+    observed: bool = True  # the training data holds transfer results of it (else it is served from its type alone)
 
 
 _MT5_NOTE = "mT5 paper (Xue et al. 2021) gives about 300M/580M/1.2B/3.7B/13B parameters"
@@ -90,6 +91,13 @@ _MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("xlm-r-large", "xlm-r", 550e6, "cc100",
               ("xlm-roberta-large", "facebook/xlm-roberta-large", "XLM-R Large", "xlmr-large", "xlmrlarge"), "large",
               "XLM-R paper (Conneau et al. 2020): 550M parameters"),
+    ModelSpec("xlm-r-xl", "xlm-r", 3.5e9, "cc100",
+              ("xlm-roberta-xl", "facebook/xlm-roberta-xl", "XLM-R XL", "xlmr-xl", "xlmrxl"), "xl",
+              "Goyal et al. 2021 (XLM-R XL and XXL): 3.5B parameters, CC-100; no transfer result of it is in the "
+              "training data, so its answers extrapolate the family's size trend from base and large"),
+    ModelSpec("xlm-r-xxl", "xlm-r", 10.7e9, "cc100",
+              ("xlm-roberta-xxl", "facebook/xlm-roberta-xxl", "XLM-R XXL", "xlmr-xxl", "xlmrxxl"), "xxl",
+              "Goyal et al. 2021: 10.7B parameters, CC-100; like xlm-r-xl, not in the training data"),
     ModelSpec("xlm-r", "xlm-r", None, "cc100", ("XLMR", "XLM-R", "xlm-roberta", "facebook/xlm-roberta"), None,
               "size unknown; note SumEval's 'XLMR' files are XLM-R large (the build maps them explicitly)"),
     ModelSpec("mbert", "mbert", 178e6, "wiki",
@@ -127,6 +135,21 @@ _TASKS: tuple[TaskSpec, ...] = (
              "EWT alone has 12,543; XTREME's UD 2.5 English train has 21,253", chance=100 / 17),
     TaskSpec("conll-ner", "ner", "F1", 14_041, ("CoNLL", "conll", "conll2003", "conll-2003", "conll_ner", "CoNLL NER"),
              "CoNLL-2002/2003 NER (en/de/nl/es)", "CoNLL-2003 English train: 14,041 sentences"),
+    # Benchmarks with no transfer result in the training data: served from their task type like any unknown task,
+    # but with their own chance floor, metric and English training-set size (the default source_size).
+    TaskSpec("xcopa", "classification", "accuracy", 33_410, ("XCOPA", "copa"),
+             "Causal commonsense reasoning, 2 choices (Ponti et al. 2020); English training data = SIQA then COPA",
+             "Social IQa train: 33,410 (COPA's own train has 400)", chance=50.0, observed=False),
+    TaskSpec("americasnli", "classification", "accuracy", 392_702, ("AmericasNLI", "americas-nli", "anli-americas"),
+             "NLI in 10 indigenous languages of the Americas (Ebrahimi et al. 2022); English training data = MultiNLI",
+             "MultiNLI train: 392,702", chance=100 / 3, observed=False),
+    TaskSpec("xstorycloze", "classification", "accuracy", 360, ("XStoryCloze", "storycloze", "x-storycloze"),
+             "Story ending choice, 2 choices (Lin et al. 2022)", "English train: 360", chance=50.0, observed=False),
+    TaskSpec("sib200", "classification", "accuracy", 701, ("SIB-200", "sib-200", "sib"),
+             "Topic classification, 7 topics, 205 languages (Adelani et al. 2024)", "train: 701", chance=100 / 7, observed=False),
+    TaskSpec("masakhaner", "ner", "F1", 14_041, ("MasakhaNER", "masakhaner2", "MasakhaNER 2.0", "masakha-ner"),
+             "NER in African languages (Adelani et al. 2021, 2022)",
+             "default source: CoNLL-2003 English train, 14,041 sentences", observed=False),
     # LangRank (Lin et al. 2019) peer tasks: pre-transformer models, kept in peer_langrank.csv, not observations.
     TaskSpec("langrank-pos", "pos", "accuracy", None, ("tsfpos", "langrank_pos"),
              "LangRank POS transfer (BiLSTM tagger), peer data", "per-pair sizes in the data"),
@@ -249,8 +272,8 @@ def assumed_size(text) -> str | None:
 
 def typical_train_size(task_type: str) -> int:
     """Training-set size assumed for a task the registry does not know: the median English training-set size of the
-    registered tasks of that type (10,000 for a type with none registered)."""
-    sizes = sorted(t.train_size for t in _TASKS if t.task_type == task_type and t.train_size)
+    registered tasks of that type that the training data holds (10,000 for a type with none registered)."""
+    sizes = sorted(t.train_size for t in _TASKS if t.task_type == task_type and t.train_size and t.observed)
     return int(sizes[len(sizes) // 2]) if sizes else 10_000
 
 

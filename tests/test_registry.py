@@ -20,7 +20,8 @@ def test_resolve_model_aliases(text, expected):
 
 def test_model_ids_match_the_contract():
     assert [m.id for m in R.models()] == ["mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl", "mt5",
-                                          "xlm-r-base", "xlm-r-large", "xlm-r", "mbert", "tulrv6-large"]
+                                          "xlm-r-base", "xlm-r-large", "xlm-r-xl", "xlm-r-xxl", "xlm-r", "mbert",
+                                          "tulrv6-large"]
 
 
 def test_model_facts():
@@ -151,3 +152,28 @@ def test_unsized_family_names_resolve_to_the_sized_default_except_for_published_
     assert R.resolve_model("XLM-R").id == "xlm-r-large" and R.resolve_model("mT5").id == "mt5-base"
     assert R.resolve_model("xlm-r", allow_unsized=True).id == "xlm-r"
     assert "assumed xlm-r-large" in R.assumed_size("xlmr") and R.assumed_size("xlm-r-base") is None
+
+
+def test_benchmarks_without_training_results_are_served_from_their_type(predictor):
+    """XCOPA and the other registered benchmarks the training data lacks: known ids (with aliases), their own chance
+    floor, not counted in the typical training-set size of their type, and answered in the similarity regime."""
+    from features import registry
+
+    xcopa = registry.resolve_task("XCOPA")
+    assert (xcopa.id, xcopa.task_type, xcopa.chance, xcopa.observed) == ("xcopa", "classification", 50.0, False)
+    assert registry.resolve_task("SIB-200").chance == pytest.approx(100 / 7)
+    assert registry.typical_train_size("classification") == 392_702  # xnli and pawsx only
+    assert registry.typical_train_size("ner") == 20_000
+    table = predictor.rank_table({"model": "xlm-r-large", "task": "xcopa", "target": "ht"}, None, 10)
+    assert table.regime == "similarity"
+    assert (table.columns["predicted_score"] >= 50.0).all() and len(table) == 10
+
+
+def test_xlm_r_xl_and_xxl_are_known_and_not_below_large(predictor):
+    from features import registry
+
+    assert registry.resolve_model("facebook/xlm-roberta-xl").id == "xlm-r-xl"
+    assert registry.resolve_model("XLM-R XXL").n_params == 10.7e9
+    scores = [predictor.predict_one({"model": m, "task": "xnli", "target": "sw", "train_config": "en:392702"})
+              ["predicted_score"] for m in ("xlm-r-large", "xlm-r-xl", "xlm-r-xxl")]
+    assert scores[0] <= scores[1] <= scores[2]
