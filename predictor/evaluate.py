@@ -17,7 +17,9 @@ regime × task type, each residual normalized by a difficulty scale of its predi
 the quantiles come from the out-of-fold residuals of all *other* folds of the same protocol (a protocol with one fold
 is split in two halves of its ranking groups), so the calibration never saw what it is judged on. The regime is the
 protocol's: "record" for `seen`, the new-task bin for `leave_task_out` (whose rows of one task are calibrated on the
-other tasks' residuals only), "similarity" elsewhere.
+other tasks' residuals only), "similarity" elsewhere. A bin counts the units the protocol holds out
+(`UNIT_OF_ROWS`; predictor.intervals.MIN_UNITS): a matrix of unseen_dataset whose task type only one other matrix
+shares gets at least the quantile of all other matrices, not that of the one.
 
 `python -m predictor.evaluate --readme` rewrites the README's accuracy table (between `<!-- accuracy:start -->` and
 `<!-- accuracy:end -->`) from reports/accuracy.json.
@@ -52,7 +54,8 @@ LANGRANK_OURS = "xlt ranker (relative LambdaRank)"
 OBS_PROTOCOLS = ("seen", "xpos", "langrankplus", "langrankplus_strict", "sumeval", "leave_task_out", "unseen_dataset",
                  "unseen_family")
 # the interval recipe the headline's coverage rows measure (the served one: predictor.intervals.ConformalIntervals)
-RECIPE = "Mondrian bins regime × task type, normalized by exp(slope·edge of the predicted score)"
+RECIPE = ("Mondrian bins regime × task type, a bin of < 3 held-out units no narrower than its regime, normalized "
+          "by exp(slope·edge of the predicted score)")
 # protocols whose regression methods get cross-conformal interval coverage, and the regime each one measures
 INTERVAL_REGIMES = {"seen": "record", "xpos": "similarity", "sumeval": "similarity", "unseen_dataset": "similarity",
                     "unseen_family": "similarity", "langrankplus": "similarity",
@@ -60,6 +63,10 @@ INTERVAL_REGIMES = {"seen": "record", "xpos": "similarity", "sumeval": "similari
 # protocols whose calibration unit is coarser than a fold: leave_task_out's folds are (task, language group), and a
 # task's rows are calibrated on the *other tasks'* residuals only, as the served NEW_TASK bin is
 CALIBRATION_UNIT = {"leave_task_out": lambda fold_name: fold_name.split("/")[0]}
+# what a protocol holds out, the unit whose errors move together (counted against predictor.intervals.MIN_UNITS): a
+# target language by default (a language-group fold holds out many; `seen` tests new mixes of seen targets), the
+# held-out matrix or model family for the row-unit protocols, the task for leave_task_out
+UNIT_OF_ROWS = {"unseen_dataset": "fold", "unseen_family": "fold", "leave_task_out": "fold"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -198,13 +205,14 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
     resid = data["score"].to_numpy(float) - pred
     tt = data["task_type"].astype(str).to_numpy() if "task_type" in data.columns else np.full(len(data), "*")
     reg = np.full(len(data), regime, dtype=object)
+    units = (fid.astype(str) if UNIT_OF_ROWS.get(proto.name) == "fold" else data["target"].astype(str).to_numpy())
     out = {l: (np.full(len(data), np.nan), np.full(len(data), np.nan)) for l in levels}
     for i in np.unique(fid[ok]):
         cal = ok & (fid != i)
         te = ok & (fid == i)
         if not cal.any():
             continue
-        ci = ConformalIntervals(levels=levels).fit(resid[cal], reg[cal], tt[cal], scores=pred[cal])
+        ci = ConformalIntervals(levels=levels).fit(resid[cal], reg[cal], tt[cal], scores=pred[cal], units=units[cal])
         for l in levels:
             hw = ci.halfwidth(reg[te], tt[te], l, scores=pred[te])
             out[l][0][te] = pred[te] - hw

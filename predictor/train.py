@@ -148,8 +148,14 @@ def train(observations: Path = OBSERVATIONS, models_dir: Path | None = None, par
                               np.full(len(obs), NEW_TASK, dtype=object)])
     types = np.concatenate([obs["task_type"].to_numpy()] * 3)
     within = np.concatenate([within_target_residuals(obs, y - oof), within_target_residuals(obs, y - seen)])
+    # the unit each fold system holds out, whose errors move together: a bin of < MIN_UNITS of them is no narrower
+    # than its regime
+    # (target languages for the similarity and record folds, tasks for the leave-task-out ones)
+    units = np.concatenate([obs["target"].astype(str).to_numpy()] * 2
+                           + [obs["task"].astype(str).str.split("-from-").str[0].to_numpy()])
     # normalized by the difficulty scale of each residual's own prediction (fitted per regime; predictor.intervals)
-    calib = ConformalIntervals().fit(resid, regimes, types, within, scores=np.concatenate([oof, seen, new_task]))
+    calib = ConformalIntervals().fit(resid, regimes, types, within, scores=np.concatenate([oof, seen, new_task]),
+                                     units=units)
     from predictor.model import ranking_key
     from predictor.protocols import single_source_mask
     single = np.concatenate([single_source_mask(obs)] * 2)  # the rows a ranking chooses among

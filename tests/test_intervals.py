@@ -208,3 +208,66 @@ def test_headline_pools_leave_task_out_coverage_over_tasks():
         ("all tasks", "coverage80", f"coverage: {NEW_TASK}"), ("all tasks", "coverage90", f"coverage: {NEW_TASK}")]
     assert rows[0]["measured"] == pytest.approx(0.7) and rows[1]["measured"] == pytest.approx(0.825)
     assert rows[0]["status"] == "not met" and E.RECIPE in rows[0]["note"] and "other tasks" in rows[0]["note"]
+
+
+def test_a_bin_of_too_few_held_out_units_is_no_narrower_than_its_regime():
+    """A regime × type bin whose residuals come from fewer than MIN_UNITS held-out units (one other matrix, one
+    other task) says little about how a new unit of that type errs: its quantile is at least the regime's."""
+    from predictor.intervals import MIN_UNITS
+    rng = np.random.default_rng(0)
+    n = 600
+    resid = np.concatenate([rng.normal(0, 2, n), rng.normal(0, 20, 3 * n)])   # the ner rows: one easy unit
+    types = np.array(["ner"] * n + ["pos"] * (3 * n), dtype=object)
+    units = np.array(["wikiann"] * n + [f"m{i % 3}" for i in range(3 * n)], dtype=object)
+    reg = np.full(len(resid), "similarity", dtype=object)
+    plain = ConformalIntervals().fit(resid, reg, types)
+    held = ConformalIntervals().fit(resid, reg, types, units=units)
+    assert MIN_UNITS == 3
+    assert held.quantiles_["similarity|pos"] == plain.quantiles_["similarity|pos"]   # three units: its own
+    ner = held.halfwidth(np.array(["similarity"]), ["ner"], 0.8)[0]
+    assert ner == held.quantiles_["similarity"]["0.8"] > 4 * plain.halfwidth(np.array(["similarity"]), ["ner"], 0.8)[0]
+    # one unit that erred *more* than the pooled rows keeps its own, wider quantile (a new QA task after the other)
+    hard = np.where(types == "ner", resid * 30, resid)
+    wide = ConformalIntervals().fit(hard, reg, types, units=units)
+    assert wide.quantiles_["similarity|ner"]["0.9"] == ConformalIntervals().fit(hard, reg, types
+                                                                                ).quantiles_["similarity|ner"]["0.9"]
+    assert wide.quantiles_["similarity|ner"]["0.9"] > wide.quantiles_["similarity"]["0.9"]
+    # units that are many (targets) keep every bin: the served similarity and record calibrations are unchanged
+    many = ConformalIntervals().fit(resid, reg, types, units=np.array([f"t{i % 40}" for i in range(len(resid))]))
+    assert many.quantiles_ == plain.quantiles_
+
+
+def test_cross_conformal_of_a_held_out_matrix_counts_matrices_not_rows():
+    """unseen_dataset holds out whole matrices: a matrix whose type only one other matrix shares is calibrated on
+    every other matrix (the regime), not on that one matrix's rows."""
+    rng = np.random.default_rng(1)
+    n = 300
+    names = ["ner_a", "ner_b", "pos_a", "pos_b", "pos_c"]
+    mat = np.repeat(names, n)
+    d = pd.DataFrame({"dataset_file": mat, "model": "m", "variant": "", "task": mat, "target": "t",
+                      "task_type": [m.split("_")[0] for m in mat], "score": 50.0})
+    sd = {"ner_a": 1.0, "ner_b": 1.0, "pos_a": 15.0, "pos_b": 15.0, "pos_c": 15.0}
+    pred = 50 + np.concatenate([rng.normal(0, sd[m], n) for m in names])
+    folds = [P.Fold(m, mat != m, mat == m, (m,), unit="rows", excluded=mat == m) for m in names]
+    table = [P.Table("all", lambda x: np.ones(len(x), bool))]
+    lo, hi = E.cross_conformal(P.Protocol("unseen_dataset", "", "", d, folds, table), pred)[0.8]
+    width = (hi - lo) / 2
+    a = mat == "ner_a"
+    # ner_a's calibration: ner_b (one unit) is too few for a ner bin, so the regime over all four other matrices
+    others = ConformalIntervals().fit((d["score"] - pred)[~a], np.full((~a).sum(), "similarity"),
+                                      np.full((~a).sum(), "*"), scores=pred[~a])
+    assert np.allclose(width[a], others.halfwidth(np.full(a.sum(), "similarity"), np.full(a.sum(), "*"), 0.8,
+                                                  scores=pred[a]))
+    assert width[a].mean() > 5
+
+
+def test_shipped_new_task_widths_are_at_least_the_pooled_new_task_width_and_wider_than_a_seen_task(predictor):
+    """The new-task bin holds one or two tasks per type (fewer than MIN_UNITS): no type of new task gets a narrower
+    quantile than the pooled new-task bin, and each is wider than the similarity bin of a seen task of its type."""
+    cal = predictor.calibration
+    for level in (0.8, 0.9):
+        pooled = cal.quantiles_[NEW_TASK][str(level)]
+        for ttype in ("classification", "ner", "pos", "qa"):
+            new = cal.halfwidth(np.array([NEW_TASK]), [ttype], level)[0]
+            seen = cal.halfwidth(np.array(["similarity"]), [ttype], level)[0]
+            assert new >= pooled - 1e-9 and new > seen, (ttype, level, new, pooled, seen)
