@@ -129,8 +129,9 @@ class PredictResponse(_Out):
     upper90: float
     query: QueryEcho
     regime: str | None = Field(None, description="'record': published results exist for this target on this task "
-                                                 "(intervals calibrated on seen targets); 'similarity': they do not "
-                                                 "(only typology and sizes speak; wider intervals)")
+                                                 "with this model's family (intervals calibrated on seen targets); "
+                                                 "'similarity': they do not (only typology, sizes and other families' "
+                                                 "results speak; wider intervals)")
     notes: list[str] = Field(default_factory=list, description="Assumptions made, e.g. a model size assumed")
     yardsticks: dict[str, Yardstick | None] = Field(
         description="Same query from always-English and from the syntactically closest source")

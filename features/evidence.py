@@ -94,14 +94,15 @@ def _family(models: np.ndarray) -> np.ndarray:
     models = np.asarray(models, dtype=object)
     if len(models) < SMALL_N:
         memo: dict = {}
-        return np.array([memo[m] if m in memo else memo.setdefault(m, _family_of(m)) for m in models], dtype=object)
+        return np.array([memo[m] if m in memo else memo.setdefault(m, family_of(m)) for m in models], dtype=object)
     codes, uniq = pd.factorize(models)
-    fam = np.array([_family_of(m) for m in uniq] + [""], dtype=object)
+    fam = np.array([family_of(m) for m in uniq] + [""], dtype=object)
     return fam[codes]
 
 
 @lru_cache(maxsize=1024)
-def _family_of(model) -> str:
+def family_of(model) -> str:
+    """The family key the record's evidence is kept under (mt5, xlm-r, ...); "" for a missing model."""
     from features.registry import resolve_model
     if model is None or (isinstance(model, float) and model != model):
         return ""  # what pd.factorize's missing code picks

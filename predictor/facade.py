@@ -18,6 +18,7 @@ import pandas as pd
 
 from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
+from features.evidence import SEP as EVIDENCE_SEP, family_of as evidence_family
 from features.featurize import featurize_pairs
 from features.languages import resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
@@ -72,6 +73,7 @@ class TransferPredictor:
         self._treeshap_built = False
         self._treeshap_lock = threading.Lock()
         self._bin_memo: dict[tuple, np.ndarray] = {}
+        self._family_memo: dict[tuple, bool] = {}
         self.warm = False  # set once `warm_up` has run: no first-use cost (imports, tables) is left on any path
 
     # ------------------------------------------------------------------ loading
@@ -174,15 +176,46 @@ class TransferPredictor:
         cands = tuple(c for c in (ENGLISH, "deu", "fra", "hin") if c != target)
         self._rank_compute((model, q["task"], None, target, cands, None, None, None, 3, 5))
 
-    def _bins(self, X, tasks, targets) -> np.ndarray:
+    def _bins(self, X, tasks, targets, models) -> np.ndarray:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
         ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
             if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
-        return evidence_bins(_per_distinct(self._regimes, tasks, targets), ev)
+        # (task, model) as one key, so the per-distinct look-up stays a function of two arrays
+        keys = np.array([f"{t}{_KEY_SEP}{m}" for t, m in zip(tasks, models)], dtype=object) if len(tasks) < BULK_ROWS \
+            else (pd.Series(tasks, dtype=object).astype(str) + _KEY_SEP + pd.Series(models, dtype=object).astype(str)
+                  ).to_numpy(dtype=object)
+        return evidence_bins(_per_distinct(self._regimes_keyed, keys, targets), ev)
 
-    def _regimes(self, tasks, targets) -> np.ndarray:
-        """The record's regime per answer; a task the record holds no rows for is its own bin (NEW_TASK)."""
-        return new_task_regimes(self.record.regimes(tasks, targets), tasks, self.record.summary["targets_by_task"])
+    def _regimes_keyed(self, keys, targets) -> np.ndarray:
+        tasks, models = zip(*(str(k).split(_KEY_SEP, 1) for k in keys)) if len(keys) else ((), ())
+        return self._regimes(np.array(tasks, dtype=object), targets, np.array(models, dtype=object))
+
+    def _regimes(self, tasks, targets, models) -> np.ndarray:
+        """The calibration regime per answer: the served one (`regime`); a task the record holds no rows for is its
+        own bin (NEW_TASK)."""
+        served = np.array([self.regime(t, g, m) for t, g, m in zip(tasks, targets, models)], dtype=object)
+        return new_task_regimes(served, tasks, self.record.summary["targets_by_task"])
+
+    def regime(self, task: str, target: str, model: str) -> str:
+        """'record' when published results exist for this target on this task *with this model's family*, else
+        'similarity'. A target the record holds only for another family (every UD POS result is XLM-R's, so mT5 on
+        udpos) is answered without this family's own evidence for it: the narrow record intervals, calibrated on
+        targets seen with the query's family, would claim knowledge the model does not have (held out whole, a family
+        is predicted about as well as an unseen target: `xlt evaluate`'s unseen_family protocol)."""
+        base = self.record.regime(task, target)
+        if base != "record":
+            return base
+        key = (task, target, model)
+        hit = self._family_memo.get(key)
+        if hit is None:
+            hit = self._family_memo[key] = self._family_has_target(task, target, model)
+        return "record" if hit else "similarity"
+
+    def _family_has_target(self, task: str, target: str, model: str) -> bool:
+        ev = self.model.evidence_ if getattr(self.model, "evidence", False) else None
+        if ev is None:  # a model without record evidence: the record's regime as it is
+            return True
+        return f"{task}{EVIDENCE_SEP}{evidence_family(model)}{EVIDENCE_SEP}{target}" in ev._dict("ev_target")
 
     def _bin_table(self, bins, task_types) -> np.ndarray:
         """`calibration.bin_table` per answer (each level's quantile, then the scale's slope and center), each
@@ -222,7 +255,7 @@ class TransferPredictor:
         if ok.any():
             X, s = self._score(norm[ok])
             score[ok] = s
-            regimes = self._bins(X, norm.loc[ok, "task"], norm.loc[ok, "target"])
+            regimes = self._bins(X, norm.loc[ok, "task"], norm.loc[ok, "target"], norm.loc[ok, "model"])
             for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy(), regimes).items():
                 bounds[c][ok] = v
         out["predicted_score"] = score
@@ -258,7 +291,8 @@ class TransferPredictor:
                                                    num_threads=num_threads or (1 if len(rows) < 5000 else 2))
         out = pd.DataFrame({"predicted_score": scores})
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
-                                    self._bins(X, np.full(len(targets), tspec.id), targets)).items():
+                                    self._bins(X, np.full(len(targets), tspec.id), targets,
+                                               np.full(len(targets), spec.id, dtype=object))).items():
             out[c] = v
         return out
 
@@ -281,10 +315,10 @@ class TransferPredictor:
         X, s = self._score(norm)
         score = float(s[0])
         answer = {"predicted_score": score, "query": _query_echo(norm.iloc[0])}
-        answer["regime"] = self.record.regime(norm["task"].iloc[0], norm["target"].iloc[0])
+        answer["regime"] = self.regime(norm["task"].iloc[0], norm["target"].iloc[0], norm["model"].iloc[0])
         answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"],
-                                                                  self._bins(X, norm["task"], norm["target"])
-                                                                  ).items()})
+                                                                  self._bins(X, norm["task"], norm["target"],
+                                                                             norm["model"])).items()})
         note = registry.assumed_size(query.get("model"))
         if note:
             answer["notes"] = [note]
@@ -394,12 +428,13 @@ class TransferPredictor:
         if top:
             order = order[:top]
         ranked = scores[order]
-        regime = self.record.regime(task_id, target)
+        regime = self.regime(task_id, target, model_id)
         cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
         cols["name"] = [resolve(c).name for c in cols["source"]]
         # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups (the
         # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)
-        bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object))[0]
+        bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
+                                   np.array([model_id], dtype=object))[0]
         ev = X[order, self.feature_names.index("ev_pair")] if "ev_pair" in self.feature_names \
             else np.full(len(order), np.nan)
         bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), ev)
@@ -440,7 +475,8 @@ class TransferPredictor:
         rows = self._with_k(norm0, ks)
         Xk, scores = self._score(rows)
         a, b, r2 = fit_log_curve(ks, scores)
-        intervals = self._intervals(scores, rows["task_type"].to_numpy(), self._bins(Xk, rows["task"], rows["target"]))
+        intervals = self._intervals(scores, rows["task_type"].to_numpy(),
+                                    self._bins(Xk, rows["task"], rows["target"], rows["model"]))
         points = [{"k": int(k), "score": float(s), **{c: float(v[i]) for c, v in intervals.items()}}
                   for i, (k, s) in enumerate(zip(ks, scores))]
         reach = None
@@ -627,6 +663,9 @@ class RankTable(NamedTuple):
 
 
 BULK_ROWS = 2000
+
+
+_KEY_SEP = "\x1e"  # joins a task and a model id into one per-row key (neither holds it)
 
 
 def _per_distinct(fn, a, b) -> np.ndarray:

@@ -142,8 +142,31 @@ def test_cross_conformal_calibrates_a_held_out_task_on_the_other_tasks_only():
 def test_served_bin_of_a_query(predictor):
     """At serving time a task the record holds no rows for is the new-task bin; a known task keeps its regime."""
     regimes = predictor._regimes(np.array(["wikiann", "wikiann", "unseen-task-xyz"], dtype=object),
-                                 np.array(["deu", "quy", "deu"], dtype=object))
+                                 np.array(["deu", "quy", "deu"], dtype=object),
+                                 np.array(["xlm-r-large"] * 3, dtype=object))
     assert regimes.tolist() == ["record", "similarity", NEW_TASK]
+
+
+def test_a_target_published_only_for_another_family_is_the_similarity_regime(predictor):
+    """Every UD POS result in the record is XLM-R's: German udpos on mT5 has no evidence of its own family, so the
+    answer says 'similarity' and gets that regime's wider interval, while XLM-R keeps 'record'; on wikiann, which
+    both families cover, both are 'record'."""
+    q = {"task": "udpos", "target": "de", "source": "en"}
+    xlmr = predictor.predict_one({**q, "model": "xlm-r-large"})
+    mt5 = predictor.predict_one({**q, "model": "mt5-base"})
+    assert xlmr["regime"] == "record" and mt5["regime"] == "similarity"
+    assert mt5["upper80"] - mt5["lower80"] > 1.5 * (xlmr["upper80"] - xlmr["lower80"])
+    assert predictor.rank_table({"model": "mt5-base", "task": "udpos", "target": "de"}, ["en", "fr"]).regime \
+        == "similarity"
+    for model in ("xlm-r-large", "mt5-base"):
+        assert predictor.predict_one({"model": model, "task": "wikiann", "target": "de", "source": "en"}
+                                     )["regime"] == "record"
+    # batch rows get the same bins as the one-query path
+    import pandas as pd
+    table = predictor.predict(pd.DataFrame({"model": ["xlm-r-large", "mt5-base"], "task": ["udpos"] * 2,
+                                            "target": ["de"] * 2, "train_config": ["en:19912"] * 2}))
+    np.testing.assert_allclose(table["upper80"] - table["lower80"],
+                               [xlmr["upper80"] - xlmr["lower80"], mt5["upper80"] - mt5["lower80"]])
 
 
 def test_served_widths_follow_the_scale(predictor):
