@@ -69,6 +69,18 @@ def test_small_boosters_with_every_split_kind(params):
     Y = X.astype(np.float32)
     _assert_same(shap, booster, Y[:300])
     _assert_same(shap, booster, _perturbed(Y, seed=2, n=300))
+    # `relative` (only the leaves where the rows' patterns differ): the same differences between rows as full
+    # TreeSHAP, for rows that share most features (as a ranking's top rows do), with NaN and zeros among them
+    for start in range(0, 400, 8):
+        block = Y[start:start + 8].copy()
+        if start % 16 == 0:
+            block[:, [0, 2, 3]] = block[0, [0, 2, 3]]
+        if start % 24 == 0:
+            block[::2, 4] = 0.0
+            block[1::3, 0] = np.nan
+        full, rel = shap(block), shap.relative(block)
+        np.testing.assert_allclose(rel - rel.mean(axis=0), full - full.mean(axis=0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(shap.relative(np.repeat(Y[:1], 4, axis=0)), 0.0)  # identical rows: nothing differs
 
 
 def test_out_of_reach_model_falls_back():
@@ -109,36 +121,3 @@ def test_rank_and_explain_answers_equal_lightgbm_treeshap(predictor):
         assert e_fast["base_value"] == pytest.approx(e_slow["base_value"], abs=1e-9)
         assert [r["text"] for r in e_fast["reasons"]] == [r["text"] for r in e_slow["reasons"]]
 
-
-def test_relative_on_every_split_kind():
-    """`relative` looks up only leaves under splits the rows may disagree on: its differences between rows equal full
-    TreeSHAP's on boosters with categorical, zero-as-missing and NaN-missing splits, for rows that share most features
-    (as a ranking's top rows do), rows with NaN in some of them, and rows that differ in everything."""
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(5)
-    n = 3000
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 6, n), rng.normal(size=n), rng.integers(0, 3, n),
-                         np.where(rng.random(n) < 0.3, 0.0, rng.normal(size=n))]).astype(np.float64)
-    X[rng.random(n) < 0.1, 0] = np.nan
-    y = X[:, 0] * 2 + np.isin(X[:, 1], [1, 4]) * 3 + np.nan_to_num(X[:, 4]) + rng.normal(size=n) * 0.1
-    y = np.nan_to_num(y)
-    for params in ({"zero_as_missing": True}, {"use_missing": True}, {"use_missing": False}):
-        booster = lgb.train({"objective": "regression", "verbose": -1, "num_leaves": 15, "max_depth": 5,
-                             "min_data_per_group": 5, "cat_smooth": 1, **params},
-                            lgb.Dataset(X, label=y, categorical_feature=[1, 3], free_raw_data=False),
-                            num_boost_round=30)
-        shap = TreeShap.build(booster, check=X[:50])
-        assert shap is not None
-        Y = X[:400].astype(np.float32)
-        for start in range(0, 400, 8):
-            block = Y[start:start + 8].copy()
-            if start % 16 == 0:  # share every feature but one or two, as a ranking's rows do
-                block[:, [0, 2, 3]] = block[0, [0, 2, 3]]
-            if start % 24 == 0:
-                block[::2, 4] = 0.0
-                block[1::3, 0] = np.nan
-            full, rel = shap(block), shap.relative(block)
-            np.testing.assert_allclose(rel - rel.mean(axis=0), full - full.mean(axis=0), rtol=0, atol=1e-9)
-        same = np.repeat(Y[:1], 4, axis=0)  # identical rows: nothing separates them
-        np.testing.assert_allclose(shap.relative(same), 0.0)
