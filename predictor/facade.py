@@ -20,7 +20,7 @@ from features import registry, typology
 from features.errors import BadValue, ModelNotReady, XltError
 from features.evidence import SEP as EVIDENCE_SEP, family_of as evidence_family
 from features.featurize import featurize_pairs
-from features.languages import resolve, resolve_code
+from features.languages import get as language_record, resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
@@ -430,7 +430,7 @@ class TransferPredictor:
         ranked = scores[order]
         regime = self.regime(task_id, target, model_id)
         cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
-        cols["name"] = [resolve(c).name for c in cols["source"]]
+        cols["name"] = [language_record(c).name for c in cols["source"]]  # candidates are canonical codes already
         # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups (the
         # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)
         bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
