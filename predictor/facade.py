@@ -197,8 +197,8 @@ class TransferPredictor:
         return new_task_regimes(served, tasks, self.record.summary["targets_by_task"])
 
     def regime(self, task: str, target: str, model: str) -> str:
-        """'record' when published results exist for this target on this task *with this model's family*, else
-        'similarity'. A target the record holds only for another family (every UD POS result is XLM-R's, so mT5 on
+        """'record' when published results exist for this target on this task *with this model's family* (and the
+        record holds results of the model itself), else 'similarity'. A target the record holds only for another family (every UD POS result is XLM-R's, so mT5 on
         udpos) is answered without this family's own evidence for it: the narrow record intervals, calibrated on
         targets seen with the query's family, would claim knowledge the model does not have (held out whole, a family
         is predicted about as well as an unseen target: `xlt evaluate`'s unseen_family protocol)."""
@@ -215,7 +215,18 @@ class TransferPredictor:
         ev = self.model.evidence_ if getattr(self.model, "evidence", False) else None
         if ev is None:  # a model without record evidence: the record's regime as it is
             return True
+        if model not in self._observed_models(ev):  # XLM-R XL / XXL: the family's record, but none of this model's
+            return False
         return f"{task}{EVIDENCE_SEP}{evidence_family(model)}{EVIDENCE_SEP}{target}" in ev._dict("ev_target")
+
+    def _observed_models(self, ev) -> frozenset:
+        """Model ids with results in the record (the per-model source grain `_src_dev` is keyed task|model|source):
+        a registered model without any (XLM-R XL, XXL) is answered by extrapolating its family's size trend, which
+        the record-regime intervals, calibrated on models the record holds, do not cover."""
+        models = self.__dict__.get("_observed")
+        if models is None:
+            models = self._observed = frozenset(k.split(EVIDENCE_SEP)[1] for k in ev._dict("_src_dev"))
+        return models
 
     def _bin_table(self, bins, task_types) -> np.ndarray:
         """`calibration.bin_table` per answer (each level's quantile, then the scale's slope and center), each

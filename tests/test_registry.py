@@ -177,3 +177,9 @@ def test_xlm_r_xl_and_xxl_are_known_and_not_below_large(predictor):
     scores = [predictor.predict_one({"model": m, "task": "xnli", "target": "sw", "train_config": "en:392702"})
               ["predicted_score"] for m in ("xlm-r-large", "xlm-r-xl", "xlm-r-xxl")]
     assert scores[0] <= scores[1] <= scores[2]
+    # no result of XLM-R XL in the record: its answers extrapolate, so they are not in the record regime
+    q = {"task": "xnli", "target": "sw", "train_config": "en:392702"}
+    assert predictor.predict_one({**q, "model": "xlm-r-large"})["regime"] == "record"
+    xl = predictor.predict_one({**q, "model": "xlm-r-xl"})
+    large = predictor.predict_one({**q, "model": "xlm-r-large"})
+    assert xl["regime"] == "similarity" and xl["upper80"] - xl["lower80"] > large["upper80"] - large["lower80"]
