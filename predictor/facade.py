@@ -74,6 +74,7 @@ class TransferPredictor:
         self._treeshap_lock = threading.Lock()
         self._bin_memo: dict[tuple, np.ndarray] = {}
         self._family_memo: dict[tuple, bool] = {}
+        self._observed: frozenset | None = None
         self.warm = False  # set once `warm_up` has run: no first-use cost (imports, tables) is left on any path
 
     # ------------------------------------------------------------------ loading
@@ -178,17 +179,13 @@ class TransferPredictor:
 
     def _bins(self, X, tasks, targets, models) -> np.ndarray:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
-        ev = (X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()) \
-            if "ev_pair" in self.feature_names else np.full(len(tasks), np.nan)
-        # (task, model) as one key, so the per-distinct look-up stays a function of two arrays
-        keys = np.array([f"{t}{_KEY_SEP}{m}" for t, m in zip(tasks, models)], dtype=object) if len(tasks) < BULK_ROWS \
-            else (pd.Series(tasks, dtype=object).astype(str) + _KEY_SEP + pd.Series(models, dtype=object).astype(str)
-                  ).to_numpy(dtype=object)
-        return evidence_bins(_per_distinct(self._regimes_keyed, keys, targets), ev)
+        return evidence_bins(_per_distinct(self._regimes, tasks, targets, models), self._ev_pair(X))
 
-    def _regimes_keyed(self, keys, targets) -> np.ndarray:
-        tasks, models = zip(*(str(k).split(_KEY_SEP, 1) for k in keys)) if len(keys) else ((), ())
-        return self._regimes(np.array(tasks, dtype=object), targets, np.array(models, dtype=object))
+    def _ev_pair(self, X) -> np.ndarray:
+        """The `ev_pair` feature of each row of X (array or frame); NaN for a model without record evidence."""
+        if "ev_pair" not in self.feature_names:
+            return np.full(len(X), np.nan)
+        return X[:, self.feature_names.index("ev_pair")] if isinstance(X, np.ndarray) else X["ev_pair"].to_numpy()
 
     def _regimes(self, tasks, targets, models) -> np.ndarray:
         """The calibration regime per answer: the served one (`regime`); a task the record holds no rows for is its
@@ -198,10 +195,11 @@ class TransferPredictor:
 
     def regime(self, task: str, target: str, model: str) -> str:
         """'record' when published results exist for this target on this task *with this model's family* (and the
-        record holds results of the model itself), else 'similarity'. A target the record holds only for another family (every UD POS result is XLM-R's, so mT5 on
-        udpos) is answered without this family's own evidence for it: the narrow record intervals, calibrated on
-        targets seen with the query's family, would claim knowledge the model does not have (held out whole, a family
-        is predicted about as well as an unseen target: `xlt evaluate`'s unseen_family protocol)."""
+        record holds results of the model itself), else 'similarity'. A target the record holds only for another
+        family (every UD POS result is XLM-R's, so mT5 on udpos) is answered without this family's own evidence for
+        it: the narrow record intervals, calibrated on targets seen with the query's family, would claim knowledge
+        the model does not have (held out whole, a family is predicted about as well as an unseen target: `xlt
+        evaluate`'s unseen_family protocol)."""
         base = self.record.regime(task, target)
         if base != "record":
             return base
@@ -223,10 +221,9 @@ class TransferPredictor:
         """Model ids with results in the record (the per-model source grain `_src_dev` is keyed task|model|source):
         a registered model without any (XLM-R XL, XXL) is answered by extrapolating its family's size trend, which
         the record-regime intervals, calibrated on models the record holds, do not cover."""
-        models = self.__dict__.get("_observed")
-        if models is None:
-            models = self._observed = frozenset(k.split(EVIDENCE_SEP)[1] for k in ev._dict("_src_dev"))
-        return models
+        if self._observed is None:
+            self._observed = frozenset(k.split(EVIDENCE_SEP)[1] for k in ev._dict("_src_dev"))
+        return self._observed
 
     def _bin_table(self, bins, task_types) -> np.ndarray:
         """`calibration.bin_table` per answer (each level's quantile, then the scale's slope and center), each
@@ -446,9 +443,7 @@ class TransferPredictor:
         # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)
         bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
                                    np.array([model_id], dtype=object))[0]
-        ev = X[order, self.feature_names.index("ev_pair")] if "ev_pair" in self.feature_names \
-            else np.full(len(order), np.nan)
-        bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), ev)
+        bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), self._ev_pair(X[order]))
         cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins))
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         gap = self.calibration.best_set_gap(regime)
@@ -676,22 +671,26 @@ class RankTable(NamedTuple):
 BULK_ROWS = 2000
 
 
-_KEY_SEP = "\x1e"  # joins a task and a model id into one per-row key (neither holds it)
-
-
-def _per_distinct(fn, a, b) -> np.ndarray:
-    """fn(a, b) for per-row arrays, computed once per distinct (a, b) pair when there are many rows (all-pairs and
-    batches repeat a few tasks, regimes and targets over millions of rows; the look-ups are per-row Python loops)."""
-    a = np.asarray(a, dtype=object)
-    b = np.asarray(b, dtype=object)
-    if len(a) < BULK_ROWS:
-        return fn(a, b)
-    ca, ua = pd.factorize(a, use_na_sentinel=False)
-    cb, ub = pd.factorize(b, use_na_sentinel=False)
-    codes, pairs = pd.factorize(ca.astype(np.int64) * len(ub) + cb, use_na_sentinel=False)
-    pairs = np.asarray(pairs, dtype=np.int64)
-    values = fn(np.asarray(ua, dtype=object)[pairs // len(ub)], np.asarray(ub, dtype=object)[pairs % len(ub)])
-    return np.asarray(values)[codes]
+def _per_distinct(fn, *columns) -> np.ndarray:
+    """fn(*columns) for per-row arrays, computed once per distinct combination of their values when there are many
+    rows (all-pairs and batches repeat a few tasks, models, regimes and targets over millions of rows; the look-ups
+    are per-row Python loops)."""
+    columns = [np.asarray(c, dtype=object) for c in columns]
+    if len(columns[0]) < BULK_ROWS:
+        return fn(*columns)
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    uniques = []
+    for c in columns:  # one integer per row: the mixed-radix number of its codes (few distinct values per column)
+        codes, u = pd.factorize(c, use_na_sentinel=False)
+        combined = combined * len(u) + codes
+        uniques.append(np.asarray(u, dtype=object))
+    rows, distinct = pd.factorize(combined, use_na_sentinel=False)
+    rest = np.asarray(distinct, dtype=np.int64)
+    picked = []
+    for u in reversed(uniques):
+        picked.append(u[rest % len(u)])
+        rest = rest // len(u)
+    return np.asarray(fn(*reversed(picked)))[rows]
 
 
 def _repeat_row(one: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -138,3 +138,20 @@ def test_atomic_write_leaves_previous_model_on_failure(tmp_path):
     assert (tmp_path / "current").resolve() == first.resolve()
     assert not (tmp_path / "v2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".v2")]
+
+
+def test_per_distinct_equals_the_row_by_row_answer_for_many_rows():
+    """Batches and all-pairs compute per-row look-ups once per distinct combination of their columns (bins from task,
+    target and model; interval rows from bin and task type): the same values as computing every row."""
+    from predictor.facade import BULK_ROWS, _per_distinct
+
+    rng = np.random.default_rng(0)
+    n = BULK_ROWS * 3
+    cols = [rng.choice(np.array(v, dtype=object), n) for v in (["xnli", "udpos", "pawsx"], ["deu", "swh"],
+                                                               ["mt5-base", "xlm-r-large", "mbert", "x"])]
+
+    def fn(a, b, c):
+        return np.array([f"{x}|{y}|{z}" for x, y, z in zip(a, b, c)], dtype=object)
+
+    assert _per_distinct(fn, *cols).tolist() == fn(*cols).tolist()
+    assert _per_distinct(fn, *(c[:10] for c in cols)).tolist() == fn(*(c[:10] for c in cols)).tolist()
