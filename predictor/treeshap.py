@@ -35,7 +35,7 @@ class TreeShap:
     def __init__(self, n_features: int, nodes: dict, leaves: dict, table: np.ndarray, bias: float, n_bits: int):
         self.n_features = n_features
         self._nodes = nodes      # per split: feature, threshold, flags (numerical) / category bitsets
-        self._leaves = leaves    # per leaf: path split columns, pattern bit of each, feature of each bit
+        self._leaves = leaves    # per (leaf, bit) slot: the decision steps to AND; per leaf: feature of each bit
         self._table = table      # (leaves · 2^n_bits, n_bits): contribution of each bit's feature
         self.bias = bias
         self.n_bits = n_bits
@@ -130,8 +130,7 @@ class TreeShap:
         step_col, run_start = np.asarray(step_col, dtype=np.int64), np.asarray(run_start, dtype=np.int64)
         run_slot = np.asarray(run_slot, dtype=np.int64)
         slot_first, slot_more = _slot_steps(step_col, run_start, run_slot, n_leaves * 8, 2 * len(split_feature))
-        leaves = {"step_col": step_col, "run_start": run_start, "run_slot": run_slot, "bit_feature": bit_feature,
-                  "slot_first_step": slot_first, "slot_more_steps": slot_more,
+        leaves = {"bit_feature": bit_feature, "slot_first_step": slot_first, "slot_more_steps": slot_more,
                   "offset": (np.arange(n_leaves, dtype=np.int64) << n_bits)[:, None], "n_leaves": n_leaves}
         shap = cls(n_features, nodes, leaves, table.reshape(n_leaves << n_bits, n_bits), bias, n_bits)
         if check is not None and len(check):
@@ -184,12 +183,7 @@ class TreeShap:
             o[slots] &= went[steps]
         # transposed (8×8 bits per leaf): byte i of a leaf = row i's pattern over the leaf's bits
         words = _transpose8(o).view("<u8")
-        return words & (np.uint64(0x0101010101010101) * np.uint64((1 << self.n_bits) - 1)) \
-            & np.uint64((1 << (8 * len(X))) - 1 if len(X) < 8 else 0xFFFFFFFFFFFFFFFF)
-
-    def _patterns(self, X: np.ndarray) -> np.ndarray:
-        """(leaf, row) decision pattern of up to 8 rows (`_pattern_words` as bytes)."""
-        return self._pattern_words(X).view(np.uint8).reshape(-1, 8)[:, :len(X)]
+        return words & (np.uint64(0x0101010101010101) * np.uint64((1 << self.n_bits) - 1)) & _row_bytes(len(X))
 
     def _explain8(self, X: np.ndarray, differing_only: bool = False) -> np.ndarray:
         r, width = len(X), self.n_features + 2
@@ -199,9 +193,8 @@ class TreeShap:
             words = self._pattern_words(X)
             pattern = words.view(np.uint8).reshape(-1, 8)[:, :r]
             if differing_only:  # a row's pattern byte differs from row 0's
-                row_bytes = np.uint64((1 << (8 * r)) - 1 if r < 8 else 0xFFFFFFFFFFFFFFFF)
                 keep = np.flatnonzero((words ^ ((words & np.uint64(0xFF)) * np.uint64(0x0101010101010101)))
-                                      & row_bytes)
+                                      & _row_bytes(r))
                 values = np.take(self._table, (lv["offset"][keep] + pattern[keep]).T, axis=0)  # (row, leaf, bit)
                 features = lv["bit_feature"][keep].ravel()
                 for i in range(r):
@@ -247,6 +240,11 @@ class TreeShap:
             left[idx] = (code >= 0) & bits[np.arange(len(idx))[:, None], np.maximum(code, 0)]
         left[:, len(X):] = False
         return left
+
+
+def _row_bytes(r: int) -> np.uint64:
+    """The low r bytes of a 64-bit word set: the bytes of a pattern word that belong to rows."""
+    return np.uint64((1 << (8 * r)) - 1 if r < 8 else 0xFFFFFFFFFFFFFFFF)
 
 
 # (w · _GATHER_BITS) >> 56 packs the low bits of a word's 8 bytes (each 0 or 1) into one byte, byte i → bit i
