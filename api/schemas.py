@@ -203,7 +203,9 @@ class ExplainResponse(_Out):
     predicted_score: float
     contributions: list[Contribution] = Field(description="One SHAP value per feature, largest |shap| first; plus "
                                               "`record_residual` (the published record's offset for this model, task and "
-                                              "target: see README) where the record has one")
+                                              "target: see README) where the record has one, and `source_record` (the "
+                                              "source's offset from the task's other targets) where the target is "
+                                              "unseen")
     reasons: list[Reason]
     query: QueryEcho
 

@@ -60,6 +60,9 @@ ZERO_WHEN_UNPUBLISHED = ("ev_source_vs_others",)
 # absence reads as average, not as obscure; it leaves out the query's own pair (that is ev_pair's job), so a
 # training row never sees its own score or a near-copy of it (xpos's size variants of the same pair).
 EVIDENCE_FEATURES = [g for g in GRAINS if g != "ev_source"]
+# what a target the record does not hold (for this task and family) has none of: every grain keyed by the target
+TARGET_GRAINS = ("ev_target", "ev_target_type", "ev_pair", "ev_pair_vs_others", "ev_pair_other",
+                 "ev_pair_other_vs_others")
 EVIDENCE_LABELS = {
     "ev_target": "published scores of this target on this task",
     "ev_target_type": "published scores of this target on other tasks of the type",

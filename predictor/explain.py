@@ -11,8 +11,11 @@ from features.registry import TASK_TYPES
 
 # not a tree feature: the record's offset for this (model, task, target) added to the trees' output
 RECORD_RESIDUAL = "record_residual"
+# not a tree feature either: the source's offset (predictor.residuals.SourceOffsets) for a target the record lacks
+SOURCE_RECORD = "source_record"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
-                  RECORD_RESIDUAL: "correction from this target's published results"}
+                  RECORD_RESIDUAL: "correction from this target's published results",
+                  SOURCE_RECORD: "this source's published results for the task's other targets, beyond the model's"}
 
 
 def describe(feature: str, value: float) -> str:
@@ -22,7 +25,7 @@ def describe(feature: str, value: float) -> str:
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
     if feature in ZERO_WHEN_UNPUBLISHED and value == 0.0:
         return f"{label}: none published (= average)"
-    if feature.endswith("_vs_others") or feature == RECORD_RESIDUAL:  # differences: signed
+    if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD):  # differences: signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):
         return f"{label}: {value:.1f}"

@@ -24,7 +24,7 @@ from features.languages import get as language_record, resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
-from predictor.explain import RECORD_RESIDUAL, top_reasons
+from predictor.explain import RECORD_RESIDUAL, SOURCE_RECORD, top_reasons
 from predictor.intervals import (ConformalIntervals, evidence_bins, new_task_regimes, probability_best,
                                  scale_from)
 from predictor.model import TransferRegressor
@@ -464,7 +464,18 @@ class TransferPredictor:
             filled = np.where(np.isnan(allv), -1e30, allv)  # NaN is a value too: missing for all = constant
             constant = np.append(filled.max(axis=0) - filled.min(axis=0) < 1e-9, True)
             vals = allv[explained]
-            listed = [top_reasons(contrib[i], vals[i], reasons, mean, self.feature_names, constant)
+            names = self.feature_names
+            m = len(explained)
+            so = self.model._source_offsets(X[explained], np.full(m, model_id, dtype=object),
+                                            np.full(m, task_id, dtype=object), np.full(m, target, dtype=object),
+                                            np.asarray(cands, dtype=object)[explained])
+            if so is not None and np.any(so != 0.0):  # the source's record: a reason like any SHAP value
+                contrib = np.concatenate([contrib[:, :-1], so[:, None], contrib[:, -1:]], axis=1)
+                mean = contrib.mean(axis=0) if mean is not None else None
+                vals = np.concatenate([vals, so[:, None]], axis=1)
+                constant = np.concatenate([constant[:-1], [False], constant[-1:]])
+                names = [*names, SOURCE_RECORD]
+            listed = [top_reasons(contrib[i], vals[i], reasons, mean, names, constant)
                       for i in range(len(explained))]
             cols["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
         return RankTable(cols, regime)
@@ -539,12 +550,15 @@ class TransferPredictor:
         values = X.to_numpy(dtype=np.float64)[0]
         names = list(self.feature_names)
         prediction = float(self.model.raw(X, num_threads=1)[0])
-        offset = float(self.model.query_offsets(norm)[0])
-        if offset != 0.0:  # the record's residual for this target: one more additive term, so Σ still adds up
-            names.append(RECORD_RESIDUAL)
-            contrib = np.concatenate([contrib[:-1], [offset], contrib[-1:]])
-            values = np.append(values, offset)
-            prediction += offset
+        # the record's residual for this target and the source's offset where the target is unseen: additive terms
+        # outside the trees, so each is one more contribution and Σ still adds up
+        for name, offset in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0])),
+                             (SOURCE_RECORD, float(self.model.query_source_offsets(norm)[0]))):
+            if offset != 0.0:
+                names.append(name)
+                contrib = np.concatenate([contrib[:-1], [offset], contrib[-1:]])
+                values = np.append(values, offset)
+                prediction += offset
         return {
             "base_value": float(contrib[-1]),
             "contributions": {f: float(c) for f, c in zip(names, contrib[:-1])},

@@ -27,8 +27,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from features import registry
 from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
                                 _is_na, components, featurize_components, representative)
-from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, RecordEvidence
-from predictor.residuals import RecordResiduals
+from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
+from predictor.residuals import RecordResiduals, SourceOffsets
 from features.queries import normalize
 
 OBS_QUERY_COLUMNS = ["model", "task", "task_type", "target", "train_config", "k"]
@@ -136,7 +136,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
-                 n_bags: int = 2, random_state: int = 0, n_jobs: int = 2):
+                 n_bags: int = 2, source_offsets: bool = True, random_state: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -154,6 +154,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.mask_replicas = mask_replicas
         self.record_residuals = record_residuals
         self.n_bags = n_bags
+        self.source_offsets = source_offsets
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -204,6 +205,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             boosters.append(self._fit_member(arrs, y, w, Xc, rows, chance, types, seed,
                                              max(1, self.n_estimators // n_bags)))
         self.booster_ = boosters[0] if n_bags == 1 else lgb.Booster(model_str=average_boosters(boosters))
+        self.source_offsets_ = SourceOffsets()
+        if self.source_offsets and self.evidence:
+            self.source_offsets_.fit(*self._similarity_residuals(obs, norm, static, np.asarray(rows), langs, y))
         self.residuals_ = RecordResiduals()
         if self.record_residuals:  # what the served trees (full-record evidence) still miss on the record's rows
             fitted = self._score_matrix(static, np.asarray(rows), langs, norm)[1]
@@ -229,6 +233,44 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                 picks = [representative(Xc, rows, n, self._scores(a, rows, chance, types)) for a in arrs]
         return self.booster_
 
+    def _similarity_residuals(self, obs, norm, static, rows, langs, y):
+        """(model, task, source, ranking group, residual) of every single-source zero-shot row, the residual taken
+        against the served trees with the row's target evidence hidden: what a ranking for an unseen target gets
+        wrong about this source (`SourceOffsets`)."""
+        n = len(norm)
+        n_comp = np.bincount(rows, minlength=n)
+        own = langs == norm["target"].to_numpy(dtype=object)[rows]
+        k = norm["k"].to_numpy(dtype=np.float64)
+        single_comp = (n_comp[rows] == 1) & ~own & (k[rows] == 0)
+        comp = np.flatnonzero(single_comp)
+        sel = rows[comp]
+        q = {c: norm[c].to_numpy(dtype=object)[sel] for c in ("model", "task", "task_type", "target")}
+        local = np.arange(len(sel))
+        E = self.evidence_.component_matrix(q["model"], q["task"], q["task_type"], q["target"], local, langs[comp])
+        for g in TARGET_GRAINS:
+            E[:, EVIDENCE_FEATURES.index(g)] = np.nan
+        names = list(FEATURE_NAMES) + EVIDENCE_FEATURES
+        arr = np.concatenate([static[comp], E], axis=1)[:, [names.index(f) for f in self.feature_names_]]
+        fitted = self._scores(np.ascontiguousarray(arr, dtype=np.float32), local,
+                              chance_levels(norm.iloc[sel]), q["task_type"])
+        return q["model"], q["task"], langs[comp], q["target"], ranking_key(obs.iloc[sel]), y[sel] - fitted
+
+    def _source_offsets(self, arr: np.ndarray, models: np.ndarray, tasks: np.ndarray, targets: np.ndarray,
+                        langs: np.ndarray) -> np.ndarray | None:
+        """Per component: its source's offset where the target is unseen for this task and family (no ev_target)
+        and the component is a source, not the target's own examples; None when there is nothing to add."""
+        so = getattr(self, "source_offsets_", None)
+        if so is None or not so._cells or "ev_target" not in self.feature_names_:
+            return None
+        unseen = np.isnan(arr[:, self.feature_names_.index("ev_target")])
+        unseen &= arr[:, self.feature_names_.index("in_language")] < 0.5
+        if not unseen.any():
+            return None
+        out = np.zeros(len(arr))
+        idx = np.flatnonzero(unseen)
+        out[idx] = so.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
+        return out
+
     def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
         """Smallest in-language training set per task type in the record (the mix is only the target's data)."""
         own_only = norm["train_config"].astype(str) == (norm["target"].astype(str) + ":" + norm["k"].astype(str))
@@ -244,12 +286,15 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         return np.clip((np.log1p(k) - start) / span, 0.0, 1.0)
 
     def _scores(self, arr: np.ndarray, rows: np.ndarray, chance: np.ndarray, task_types: np.ndarray,
-                num_threads: int | None = None, offset: np.ndarray | None = None) -> np.ndarray:
+                num_threads: int | None = None, offset: np.ndarray | None = None,
+                comp_offset: np.ndarray | None = None) -> np.ndarray:
         """Final score of every component (chance level, task type and record offset given per query): trees plus
         the record's offset, then the in-language learning-curve start, chance floor, 0–100."""
         raw = self.booster_.predict(arr, num_threads=num_threads or self.n_jobs)
         if offset is not None:
             raw = raw + offset[rows]
+        if comp_offset is not None:
+            raw = raw + comp_offset
         floor = chance[rows]
         own = arr[:, self.feature_names_.index("in_language")] > 0.5
         if own.any():
@@ -278,7 +323,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """(float32 feature row of each query's best component, its score, which component): numpy throughout."""
         q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
         arr = self._matrix(static, rows, langs, *q)
-        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm))
+        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm),
+                            self._source_offsets(arr, q[0][rows], q[1][rows], q[3][rows],
+                                                 np.asarray(langs, dtype=object)))
         n = len(norm)
         pick = representative(None, rows, n, comp)
         ok = pick >= 0
@@ -333,7 +380,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)))
+                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)),
+                            self._source_offsets(arr, models[rows], tasks[rows], targets[rows], langs))
         if not own_k:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
@@ -348,6 +396,27 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         target): added to the trees' output of every component (`predictor.residuals`)."""
         return self.residuals_.offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
                                          norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64))
+
+    def query_source_offsets(self, norm: pd.DataFrame) -> np.ndarray:
+        """The source offset in each canonical query's best component (0 for the target's own examples, a target the
+        record holds, or a source it lacks): the term /explain lists beside the trees' SHAP values."""
+        rows, langs, counts, own = components(norm)
+        n = len(norm)
+        out = np.zeros(n)
+        if len(rows) == 0:
+            return out
+        static = _featurize_matrix(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
+                                   norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64),
+                                   rows, langs, counts, own)
+        q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
+        so = self._source_offsets(self._matrix(static, rows, langs, *q), q[0][rows], q[1][rows], q[3][rows],
+                                  np.asarray(langs, dtype=object))
+        if so is None:
+            return out
+        pick = self._score_matrix(static, rows, langs, norm)[2]
+        ok = pick >= 0
+        out[ok] = so[pick[ok]]
+        return out
 
     def predict(self, obs: pd.DataFrame) -> np.ndarray:
         return self.score_queries(normalize_observations(obs))[1]
@@ -374,6 +443,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             files["evidence.csv"] = self.evidence_.to_csv()
         if self.record_residuals:
             files["residuals.csv"] = self.residuals_.to_csv()
+        if self.source_offsets and self.evidence:
+            files["source_offsets.csv"] = self.source_offsets_.to_csv()
         return files
 
     @classmethod
@@ -392,6 +463,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                                                       random_state=model.random_state)
         model.residuals_ = (RecordResiduals.from_csv(files["residuals.csv"].decode())
                             if model.record_residuals and "residuals.csv" in files else RecordResiduals())
+        # an artifact from before source offsets has none: it scores as it did
+        model.source_offsets_ = (SourceOffsets.from_csv(files["source_offsets.csv"].decode())
+                                 if "source_offsets.csv" in files else SourceOffsets())
         return model
 
 

@@ -58,7 +58,7 @@ def test_training_evidence_never_holds_the_rows_own_score(fitted):
 def test_round_trip_through_files_gives_identical_scores(fitted):
     m, sub, _ = fitted
     files = {k: v.encode() for k, v in m.to_files().items()}
-    assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv"}
+    assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv", "source_offsets.csv"}
     again = TransferRegressor.from_files(files)
     norm = normalize_observations(sub.head(300))
     assert np.array_equal(m.score_queries(norm)[1], again.score_queries(norm)[1])
@@ -105,3 +105,29 @@ def test_rows_trained_on_another_task_keep_a_task_of_their_own():
     assert "tel" in summary["sources_by_task"]["xquad-from-tydiqa"]
     norm = normalize_observations(cross.head(3))
     assert (norm.task == "xquad-from-tydiqa").all()
+
+
+def test_source_offsets_move_a_source_only_where_the_target_is_unseen(fitted):
+    from predictor.residuals import SourceOffsets
+    m, sub, held = fitted
+    t = m.source_offsets_.table_
+    assert len(t) > 0 and np.isfinite(t["deviation"]).all()
+    row = t.loc[t["deviation"].abs().idxmax()]
+    expected = m.source_offsets_.offsets([row.model], [row.task], [held], [row.source])[0]
+    assert expected != 0.0
+    recorded = sub[(sub.model == row.model) & (sub.task == row.task) & (sub.target != held)
+                   & (sub.target != row.source)]["target"].iloc[0]
+    q = pd.DataFrame({"model": [row.model] * 2, "task": [row.task] * 2,
+                      "task_type": [sub.loc[sub.task == row.task, "task_type"].iloc[0]] * 2,
+                      "target": [held, recorded], "train_config": [f"{row.source}:1000"] * 2, "k": [0, 0]})
+    norm = normalize_observations(q.assign(score=0.0))
+    with_off = m.score_queries(norm)[1]
+    saved, m.source_offsets_ = m.source_offsets_, SourceOffsets()
+    try:
+        without = m.score_queries(norm)[1]
+    finally:
+        m.source_offsets_ = saved
+    shift = with_off - without
+    assert shift[1] == 0.0                          # a recorded target: the evidence speaks, no offset
+    assert np.isclose(shift[0], expected) or with_off[0] <= without[0] + 1e-9  # unseen: the offset (or a floor)
+    assert np.isclose(m.query_source_offsets(norm)[0], expected) and m.query_source_offsets(norm)[1] == 0.0

@@ -84,8 +84,27 @@ def test_explain_adds_up(predictor):
     assert set(e["contributions"]) == set(predictor.feature_names) | {"record_residual"}
     assert e["contributions"]["record_residual"] == predictor.model.query_offsets(predictor._one(Q))[0] != 0.0
     new = predictor.explain({**Q, "target": "qu"})  # Quechua: no published XNLI result, no residual term
-    assert set(new["contributions"]) == set(predictor.feature_names)
+    assert set(new["contributions"]) - {"source_record"} == set(predictor.feature_names)
     assert abs(new["base_value"] + sum(new["contributions"].values()) - new["prediction"]) < 1e-6
+
+
+def test_explain_and_rank_show_the_source_record_where_the_target_is_unseen(predictor):
+    # Xhosa has no UD POS result: English's offset from XLM-R base's other UD POS targets is one more term
+    q = {"model": "xlm-r-base", "task": "udpos", "target": "xh", "source": "de"}
+    assert predictor.regime("udpos", "xho", "xlm-r-base") == "similarity"
+    offset = predictor.model.query_source_offsets(predictor._one(q))[0]
+    t = predictor.model.source_offsets_.table_
+    published = t[(t.model == "xlm-r-base") & (t.task == "udpos") & (t.source == "deu")]["offset"]
+    assert len(published) == 1 and offset == published.iloc[0] != 0.0
+    e = predictor.explain(q)
+    assert e["contributions"]["source_record"] == offset
+    assert abs(e["base_value"] + sum(e["contributions"].values()) - e["prediction"]) < 1e-6
+    seen = predictor.explain({**q, "target": "de", "source": "en"})  # German is in the record: no source term
+    assert "source_record" not in seen["contributions"]
+    ranked = predictor.rank({k: v for k, v in q.items() if k != "source"},
+                            candidates=["de", "en", "fi", "zu", "ar", "hi"], top=6, reasons=8, reasons_top=6)
+    words = [r["feature"] for rs in ranked["reasons"] for r in rs]
+    assert "source_record" in words
 
 
 def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):

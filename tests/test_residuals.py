@@ -41,3 +41,30 @@ def test_csv_round_trip_keeps_every_offset():
     args = (norm["model"], norm["task"], norm["target"], norm["k"])
     assert np.allclose(r.offsets(*args), again.offsets(*args), rtol=0, atol=1e-9)
     assert again.covers("xlm-r-large", "wikiann", "NA")  # a code that reads as missing stays a code
+
+
+# ---------------------------------------------------------------- SourceOffsets
+from predictor.residuals import SourceOffsets  # noqa: E402
+
+
+def test_source_offset_is_the_closeness_weighted_shrunk_mean_within_target_deviation():
+    # Bengali and Telugu hold results; in each, kor beats the group mean by 4 and eng trails by 4
+    so = SourceOffsets(prior=2.0, tau=0.1).fit(
+        ["mt5"] * 5, ["tydiqa"] * 5, ["kor", "eng", "kor", "eng", "fin"], ["ben", "ben", "tel", "tel", "ind"],
+        ["f|ben", "f|ben", "f|tel", "f|tel", "f|ind"], np.array([10.0, 2.0, -1.0, -9.0, 50.0]))
+    off = so.offsets(["mt5", "mt5", "mt5", "mt5-base"], ["tydiqa"] * 4, ["hin"] * 4, ["kor", "eng", "fin", "kor"])
+    # equal deviations everywhere: the weights cancel up to the prior, so the offset is 4 · Σw / (Σw + 2·max w)
+    assert off[0] > 0 and np.isclose(off[1], -off[0]) and off[2] == 0.0 and off[3] == 0.0
+    assert off[0] <= 4.0 * 2 / (2 + 2) + 1e-12     # never more than the two-target mean shrunk by the prior
+    # closeness decides whose record speaks: a deviation published for a close relative counts more
+    so2 = SourceOffsets(prior=0.0, tau=0.1).fit(
+        ["m"] * 4, ["t"] * 4, ["a", "b", "a", "b"], ["urd", "urd", "jpn", "jpn"], ["g1", "g1", "g2", "g2"],
+        np.array([2.0, 0.0, 0.0, 2.0]))
+    near_urdu = so2.offsets(["m", "m"], ["t", "t"], ["hin", "hin"], ["a", "b"])
+    assert near_urdu[0] > 0.5 > -0.5 > near_urdu[1]  # Hindi's neighbour Urdu says a > b; far Japanese says b > a
+    back = SourceOffsets.from_csv(so.to_csv())
+    assert np.array_equal(back.offsets(["mt5"], ["tydiqa"], ["hin"], ["kor"]), off[:1])
+    # the batch path (≥ 256 rows) gives the request path's values
+    many = so.offsets(["mt5"] * 300, ["tydiqa"] * 300, ["hin"] * 150 + ["swh"] * 150, ["kor", "eng", "fin"] * 100)
+    few = so.offsets(["mt5"] * 6, ["tydiqa"] * 6, ["hin"] * 3 + ["swh"] * 3, ["kor", "eng", "fin"] * 2)
+    assert np.allclose(many[:3], few[:3]) and np.allclose(many[150:153], few[3:6])
