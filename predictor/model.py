@@ -381,7 +381,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
                             num_threads, np.full(n, self.residuals_.offset(model, task, target, k)),
-                            self._source_offsets(arr, models[rows], tasks[rows], targets[rows], langs))
+                            self._source_offsets(arr, models[rows], tasks[rows], targets[rows], langs)
+                            if self.source_offsets_.holds(model, task) else None)
         if not own_k:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first

@@ -182,6 +182,10 @@ class SourceOffsets:
         k > 0; reports/model_experiments.md), as its Korean-last TyDiQA did for `ev_source_vs_others`."""
         return (model, task) if (model, task) in self._cells else None
 
+    def holds(self, model: str, task: str) -> bool:
+        """Whether the record has source offsets for this (model, task) at all (most user models have none)."""
+        return self._cell_key(str(model), str(task)) is not None
+
     def _for_target(self, model: str, task: str, target: str) -> dict[str, float]:
         """source -> offset for one query target (memoised: a ranking asks once per target)."""
         key = (model, task, target)
