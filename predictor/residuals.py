@@ -163,18 +163,31 @@ class SourceOffsets:
         return self
 
     def _index(self) -> None:
-        """Per (model, task): its targets, sources and the sources × targets deviation matrix (NaN: unpublished)."""
-        self._cells: dict[tuple[str, str], tuple[np.ndarray, dict[str, int], np.ndarray]] = {}
-        self._memo: dict[tuple[str, str, str], dict[str, float]] = {}
+        """Which (model, task) cells the record holds; each cell's sources × targets deviation matrix (NaN:
+        unpublished) is built on first use (`_cell`), so loading a model stays cheap."""
         t = self.table_
-        for (model, task), cell in t.groupby(["model", "task"], sort=False):
-            targets = np.array(sorted(set(cell["target"])), dtype=object)
-            sources = sorted(set(cell["source"]))
-            si = {s: i for i, s in enumerate(sources)}
+        self._memo: dict[tuple[str, str, str], dict[str, float]] = {}
+        self._built: dict[tuple[str, str], tuple[np.ndarray, dict[str, int], np.ndarray]] = {}
+        self._rows: dict[tuple[str, str], np.ndarray] = {}
+        if len(t) == 0:
+            self._cells = {}
+            return
+        codes, keys = pd.factorize(pd.MultiIndex.from_arrays([t["model"].astype(str), t["task"].astype(str)]))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+        self._rows = {(str(m), str(k)): order[bounds[c]:bounds[c + 1]] for c, (m, k) in enumerate(keys)}
+        self._cells = dict.fromkeys(self._rows)
+
+    def _cell(self, key: tuple[str, str]) -> tuple[np.ndarray, dict[str, int], np.ndarray]:
+        hit = self._built.get(key)
+        if hit is None:
+            rows = self._rows[key]
+            src_codes, sources = pd.factorize(self.table_["source"].to_numpy(dtype=object)[rows], sort=True)
+            tgt_codes, targets = pd.factorize(self.table_["target"].to_numpy(dtype=object)[rows], sort=True)
             m = np.full((len(sources), len(targets)), np.nan)
-            tj = {u: j for j, u in enumerate(targets)}
-            m[[si[s] for s in cell["source"]], [tj[u] for u in cell["target"]]] = cell["deviation"].to_numpy(float)
-            self._cells[(str(model), str(task))] = (targets, si, m)
+            m[src_codes, tgt_codes] = self.table_["deviation"].to_numpy(dtype=np.float64)[rows]
+            hit = self._built[key] = (np.asarray(targets, dtype=object), {str(s): i for i, s in enumerate(sources)}, m)
+        return hit
 
     def _cell_key(self, model: str, task: str) -> tuple[str, str] | None:
         """The record a (model, task) reads: its own only. Not its family's: LangRankPlus's unsized `xlm-r` offsets
@@ -193,7 +206,7 @@ class SourceOffsets:
         if hit is not None:
             return hit
         ck = self._cell_key(model, task)
-        cell = self._cells.get(ck) if ck else None
+        cell = self._cell(ck) if ck else None
         if cell is None:
             out: dict[str, float] = {}
         else:
