@@ -15,7 +15,7 @@ RECORD_RESIDUAL = "record_residual"
 SOURCE_RECORD = "source_record"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
                   RECORD_RESIDUAL: "correction from this target's published results",
-                  SOURCE_RECORD: "this source's published results for the task's other targets, beyond the model's"}
+                  SOURCE_RECORD: "this source on the task's other targets, beyond what the model expects"}
 
 
 def describe(feature: str, value: float) -> str:
@@ -25,6 +25,8 @@ def describe(feature: str, value: float) -> str:
         return f"{label}: none published" if feature.startswith("ev_") else f"{label} unknown"
     if feature in ZERO_WHEN_UNPUBLISHED and value == 0.0:
         return f"{label}: none published (= average)"
+    if feature == SOURCE_RECORD and value == 0.0:  # other candidates have a record, this one has none
+        return "no published result of this source on the task's other targets"
     if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD):  # differences: signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):

@@ -105,6 +105,10 @@ def test_explain_and_rank_show_the_source_record_where_the_target_is_unseen(pred
                             candidates=["de", "en", "fi", "zu", "ar", "hi"], top=6, reasons=8, reasons_top=6)
     words = [r["feature"] for rs in ranked["reasons"] for r in rs]
     assert "source_record" in words
+    for r in (r for rs in ranked["reasons"] for r in rs if r["feature"] == "source_record"):
+        # a candidate the record lacks is told so, not shown an offset of +0.0
+        assert r["text"].startswith("no published result of this source" if r["value"] == 0.0
+                                    else "this source on the task's other targets, beyond what the model expects: ")
 
 
 def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):
