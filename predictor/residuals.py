@@ -199,8 +199,9 @@ class SourceOffsets:
         """Whether the record has source offsets for this (model, task) at all (most user models have none)."""
         return self._cell_key(str(model), str(task)) is not None
 
-    def _for_target(self, model: str, task: str, target: str) -> dict[str, float]:
-        """source -> offset for one query target (memoised: a ranking asks once per target)."""
+    def _for_target(self, model: str, task: str, target: str) -> tuple[dict[str, int], np.ndarray]:
+        """(source -> position, offsets) for one query target; the position dict is the cell's own, so a memoised
+        target costs one small float array (a ranking asks once per target)."""
         key = (model, task, target)
         hit = self._memo.get(key)
         if hit is not None:
@@ -208,7 +209,7 @@ class SourceOffsets:
         ck = self._cell_key(model, task)
         cell = self._cell(ck) if ck else None
         if cell is None:
-            out: dict[str, float] = {}
+            out: tuple[dict[str, int], np.ndarray] = ({}, np.zeros(0))
         else:
             from features.featurize import impute_distances
             from features import typology
@@ -220,8 +221,7 @@ class SourceOffsets:
             known = ~np.isnan(m)
             num = np.where(known, m, 0.0) @ w
             den = known.astype(np.float64) @ w + self.prior * (w.max() if len(w) else 0.0)
-            off = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-            out = {s: float(off[i]) for s, i in si.items()}
+            out = (si, np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0))
         if len(self._memo) > 4096:
             self._memo.clear()
         self._memo[key] = out
@@ -239,9 +239,10 @@ class SourceOffsets:
                 table = tables.get((m, k, t))
                 if table is None:
                     table = tables[(m, k, t)] = (self._for_target(str(m), str(k), str(t))
-                                                 if self._cell_key(str(m), str(k)) else {})
-                if table:
-                    out[i] = table.get(s, 0.0)
+                                                 if self._cell_key(str(m), str(k)) else ({}, None))
+                j = table[0].get(s)
+                if j is not None:
+                    out[i] = table[1][j]
             return out
         models, tasks = np.asarray(models, dtype=object), np.asarray(tasks, dtype=object)
         targets, sources = np.asarray(targets, dtype=object), np.asarray(sources, dtype=object)
@@ -259,8 +260,10 @@ class SourceOffsets:
         codes, uniq = pd.factorize(targets[sel])
         for c, target in enumerate(uniq):
             rows = sel[codes == c]
-            table = self._for_target(model, task, str(target))
-            out[rows] = pd.Series(sources[rows]).map(table).fillna(0.0).to_numpy(dtype=np.float64)
+            si, off = self._for_target(model, task, str(target))
+            pos = pd.Series(sources[rows]).map(si).to_numpy(dtype=np.float64)
+            ok = ~np.isnan(pos)
+            out[rows[ok]] = off[pos[ok].astype(np.int64)]
 
     def to_csv(self) -> str:
         return self.table_.to_csv(index=False, float_format="%.17g")
