@@ -49,6 +49,7 @@ bench: install-test data model
 
 evaluate: install-test data
 	$(BIN)/xlt evaluate --all
+	$(BIN)/xlt evaluate --readme
 
 clean:
 	rm -rf $(VENV) models
