@@ -466,9 +466,9 @@ class TransferPredictor:
             vals = allv[explained]
             names = self.feature_names
             m = len(explained)
-            so = self.model._source_offsets(X[explained], np.full(m, model_id, dtype=object),
-                                            np.full(m, task_id, dtype=object), np.full(m, target, dtype=object),
-                                            np.asarray(cands, dtype=object)[explained])
+            so = self.model.component_source_offsets(X[explained], np.full(m, model_id, dtype=object),
+                                                     np.full(m, task_id, dtype=object), np.full(m, target, dtype=object),
+                                                     np.asarray(cands, dtype=object)[explained])
             if so is not None and np.any(so != 0.0):  # the source's record: a reason like any SHAP value
                 contrib = np.concatenate([contrib[:, :-1], so[:, None], contrib[:, -1:]], axis=1)
                 mean = contrib.mean(axis=0) if mean is not None else None

@@ -246,21 +246,18 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         sel = rows[comp]
         q = {c: norm[c].to_numpy(dtype=object)[sel] for c in ("model", "task", "task_type", "target")}
         local = np.arange(len(sel))
-        E = self.evidence_.component_matrix(q["model"], q["task"], q["task_type"], q["target"], local, langs[comp])
+        arr = self._matrix(static[comp], local, langs[comp], q["model"], q["task"], q["task_type"], q["target"])
         for g in TARGET_GRAINS:
-            E[:, EVIDENCE_FEATURES.index(g)] = np.nan
-        names = list(FEATURE_NAMES) + EVIDENCE_FEATURES
-        arr = np.concatenate([static[comp], E], axis=1)[:, [names.index(f) for f in self.feature_names_]]
-        fitted = self._scores(np.ascontiguousarray(arr, dtype=np.float32), local,
-                              chance_levels(norm.iloc[sel]), q["task_type"])
+            arr[:, self.feature_names_.index(g)] = np.nan
+        fitted = self._scores(arr, local, chance_levels(norm.iloc[sel]), q["task_type"])
         return q["model"], q["task"], langs[comp], q["target"], ranking_key(obs.iloc[sel]), y[sel] - fitted
 
-    def _source_offsets(self, arr: np.ndarray, models: np.ndarray, tasks: np.ndarray, targets: np.ndarray,
-                        langs: np.ndarray) -> np.ndarray | None:
+    def component_source_offsets(self, arr: np.ndarray, models: np.ndarray, tasks: np.ndarray, targets: np.ndarray,
+                                 langs: np.ndarray) -> np.ndarray | None:
         """Per component: its source's offset where the target is unseen for this task and family (no ev_target)
         and the component is a source, not the target's own examples; None when there is nothing to add."""
         so = getattr(self, "source_offsets_", None)
-        if so is None or not so._cells or "ev_target" not in self.feature_names_:
+        if so is None or len(so.table_) == 0 or "ev_target" not in self.feature_names_:
             return None
         unseen = np.isnan(arr[:, self.feature_names_.index("ev_target")])
         unseen &= arr[:, self.feature_names_.index("in_language")] < 0.5
@@ -321,11 +318,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def _score_matrix(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
                       num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(float32 feature row of each query's best component, its score, which component): numpy throughout."""
-        q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
-        arr = self._matrix(static, rows, langs, *q)
-        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm),
-                            self._source_offsets(arr, q[0][rows], q[1][rows], q[3][rows],
-                                                 np.asarray(langs, dtype=object)))
+        arr, comp, _ = self._component_scores(static, rows, langs, norm, num_threads)
         n = len(norm)
         pick = representative(None, rows, n, comp)
         ok = pick >= 0
@@ -334,6 +327,15 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         score = np.full(n, np.nan)
         score[ok] = comp[pick[ok]]
         return X, score, pick
+
+    def _component_scores(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
+                          num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(float32 input, final score, source offset or None) of every component of the canonical queries."""
+        q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
+        arr = self._matrix(static, rows, langs, *q)
+        so = self.component_source_offsets(arr, q[0][rows], q[1][rows], q[3][rows], np.asarray(langs, dtype=object))
+        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm), so)
+        return arr, comp, so
 
     def score_components(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
                          num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -345,10 +347,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
 
     def score_queries(self, norm: pd.DataFrame, num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """(feature row of each query's best component, final score) for canonical query rows."""
-        rows, langs, counts, own = components(norm)
-        static = _featurize_matrix(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
-                                   norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64),
-                                   rows, langs, counts, own)
+        rows, langs, static = _static_components(norm)
         X, score, _ = self._score_matrix(static, rows, langs, norm, num_threads)
         return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score
 
@@ -381,7 +380,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         arr = self._matrix(static, rows, langs, models, tasks, types, targets)
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
                             num_threads, np.full(n, self.residuals_.offset(model, task, target, k)),
-                            self._source_offsets(arr, models[rows], tasks[rows], targets[rows], langs)
+                            self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs)
                             if self.source_offsets_.holds(model, task) else None)
         if not own_k:
             return arr, comp
@@ -401,20 +400,14 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def query_source_offsets(self, norm: pd.DataFrame) -> np.ndarray:
         """The source offset in each canonical query's best component (0 for the target's own examples, a target the
         record holds, or a source it lacks): the term /explain lists beside the trees' SHAP values."""
-        rows, langs, counts, own = components(norm)
-        n = len(norm)
-        out = np.zeros(n)
+        out = np.zeros(len(norm))
+        rows, langs, static = _static_components(norm)
         if len(rows) == 0:
             return out
-        static = _featurize_matrix(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
-                                   norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64),
-                                   rows, langs, counts, own)
-        q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
-        so = self._source_offsets(self._matrix(static, rows, langs, *q), q[0][rows], q[1][rows], q[3][rows],
-                                  np.asarray(langs, dtype=object))
+        _, comp, so = self._component_scores(static, rows, langs, norm)
         if so is None:
             return out
-        pick = self._score_matrix(static, rows, langs, norm)[2]
+        pick = representative(None, rows, len(norm), comp)
         ok = pick >= 0
         out[ok] = so[pick[ok]]
         return out
@@ -468,6 +461,15 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         model.source_offsets_ = (SourceOffsets.from_csv(files["source_offsets.csv"].decode())
                                  if "source_offsets.csv" in files else SourceOffsets())
         return model
+
+
+def _static_components(norm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query of each component, its language, its static features) for canonical query rows."""
+    rows, langs, counts, own = components(norm)
+    static = _featurize_matrix(norm["model"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object),
+                               norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64),
+                               rows, langs, counts, own)
+    return rows, langs, static
 
 
 def average_boosters(boosters) -> str:

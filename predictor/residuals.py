@@ -21,6 +21,9 @@ import io
 import numpy as np
 import pandas as pd
 
+from features import typology
+from features.featurize import impute_distances
+
 SHRINKAGE = 2.0  # pseudo-rows at residual 0: one published row moves the offset by 1/3 of its residual
 
 
@@ -166,17 +169,15 @@ class SourceOffsets:
         """Which (model, task) cells the record holds; each cell's sources × targets deviation matrix (NaN:
         unpublished) is built on first use (`_cell`), so loading a model stays cheap."""
         t = self.table_
-        self._memo: dict[tuple[str, str, str], dict[str, float]] = {}
+        self._memo: dict[tuple[str, str, str], tuple[dict[str, int], np.ndarray]] = {}
         self._built: dict[tuple[str, str], tuple[np.ndarray, dict[str, int], np.ndarray]] = {}
-        self._rows: dict[tuple[str, str], np.ndarray] = {}
+        self._rows: dict[tuple[str, str], np.ndarray] = {}  # (model, task) -> its rows of table_: the cells held
         if len(t) == 0:
-            self._cells = {}
             return
         codes, keys = pd.factorize(pd.MultiIndex.from_arrays([t["model"].astype(str), t["task"].astype(str)]))
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
         self._rows = {(str(m), str(k)): order[bounds[c]:bounds[c + 1]] for c, (m, k) in enumerate(keys)}
-        self._cells = dict.fromkeys(self._rows)
 
     def _cell(self, key: tuple[str, str]) -> tuple[np.ndarray, dict[str, int], np.ndarray]:
         hit = self._built.get(key)
@@ -189,15 +190,12 @@ class SourceOffsets:
             hit = self._built[key] = (np.asarray(targets, dtype=object), {str(s): i for i, s in enumerate(sources)}, m)
         return hit
 
-    def _cell_key(self, model: str, task: str) -> tuple[str, str] | None:
-        """The record a (model, task) reads: its own only. Not its family's: LangRankPlus's unsized `xlm-r` offsets
-        read for XLM-R large raised SumEval's leave-target-out MAE (ratio 0.717 → 0.735 at k = 0, 0.612 → 0.627 at
-        k > 0; reports/model_experiments.md), as its Korean-last TyDiQA did for `ev_source_vs_others`."""
-        return (model, task) if (model, task) in self._cells else None
-
     def holds(self, model: str, task: str) -> bool:
-        """Whether the record has source offsets for this (model, task) at all (most user models have none)."""
-        return self._cell_key(str(model), str(task)) is not None
+        """Whether the record has source offsets for this very (model, task) (most user models have none). Not its
+        family's: LangRankPlus's unsized `xlm-r` offsets read for XLM-R large raised SumEval's leave-target-out MAE
+        (ratio 0.717 → 0.735 at k = 0, 0.612 → 0.627 at k > 0; reports/model_experiments.md), as its Korean-last
+        TyDiQA did for `ev_source_vs_others`."""
+        return (str(model), str(task)) in self._rows
 
     def _for_target(self, model: str, task: str, target: str) -> tuple[dict[str, int], np.ndarray]:
         """(source -> position, offsets) for one query target; the position dict is the cell's own, so a memoised
@@ -206,17 +204,13 @@ class SourceOffsets:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        ck = self._cell_key(model, task)
-        cell = self._cell(ck) if ck else None
-        if cell is None:
+        if not self.holds(model, task):
             out: tuple[dict[str, int], np.ndarray] = ({}, np.zeros(0))
         else:
-            from features.featurize import impute_distances
-            from features import typology
-            targets, si, m = cell
+            targets, si, m = self._cell((model, task))
             d = impute_distances(typology.pair_distances(np.full(len(targets), target, dtype=object), targets))
-            dist = np.nan_to_num((np.asarray(d["genetic"], np.float64) + np.asarray(d["syntactic"], np.float64)
-                                  + np.asarray(d["geographic"], np.float64)) / 3.0, nan=1.0)
+            dist = (np.asarray(d["genetic"], np.float64) + np.asarray(d["syntactic"], np.float64)
+                    + np.asarray(d["geographic"], np.float64)) / 3.0  # imputed: defined for every pair
             w = np.where(targets == target, 0.0, np.exp(-dist / self.tau))
             known = ~np.isnan(m)
             num = np.where(known, m, 0.0) @ w
@@ -231,7 +225,7 @@ class SourceOffsets:
         """Offset per component (0 where the record holds nothing for its model, task and source)."""
         n = len(sources)
         out = np.zeros(n)
-        if not self._cells or n == 0:
+        if not self._rows or n == 0:
             return out
         if n < 256:  # a request's rows: dict look-ups, one table per distinct (model, task, target)
             tables: dict = {}
@@ -239,7 +233,7 @@ class SourceOffsets:
                 table = tables.get((m, k, t))
                 if table is None:
                     table = tables[(m, k, t)] = (self._for_target(str(m), str(k), str(t))
-                                                 if self._cell_key(str(m), str(k)) else ({}, None))
+                                                 if self.holds(m, k) else ({}, None))
                 j = table[0].get(s)
                 if j is not None:
                     out[i] = table[1][j]
@@ -248,7 +242,7 @@ class SourceOffsets:
         targets, sources = np.asarray(targets, dtype=object), np.asarray(sources, dtype=object)
         for model in pd.unique(models):  # a batch: per (model, task) asked that has a record, per distinct target
             for task in pd.unique(tasks[models == model]):
-                if not self._cell_key(str(model), str(task)):
+                if not self.holds(model, task):
                     continue
                 sel = np.flatnonzero((models == model) & (tasks == task))
                 self._fill(out, sel, str(model), str(task), targets, sources)
