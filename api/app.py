@@ -343,6 +343,16 @@ def _env_float(name: str, default: float) -> float:
 PICTURE_CACHE = {"max_entries": 512, "max_bytes": 12 << 20}
 
 
+async def _warm_pictures(app: FastAPI) -> int:
+    """`api.plots.warm_up` on the plot pool; the bytes drawn (0 when it failed: the costs stay with the first plot)."""
+    from api import plots
+    try:
+        return await app.state.pools["plots"].run(plots.warm_up, app.state.predictor)
+    except Exception:
+        log.exception("picture warm-up failed")
+        return 0
+
+
 def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origins: list[str] | None = None,
                model_path=None, limits: dict[str, PoolLimits] | None = None,
                read_timeout_s: float | None = None) -> FastAPI:
@@ -387,6 +397,11 @@ def create_app(predictor=None, *, max_upload_mb: float | None = None, cors_origi
         # what start-up built (modules, the model, tables: ~140k objects) lives as long as the process: moved out of
         # the collector's generations, so the collections a request's allocations trigger do not walk it again
         gc.freeze()
+        if predictor is None and app.state.predictor is not None:
+            # a served worker (`xlt serve`) draws its first pictures now, on the plot pool's own thread and behind no
+            # request: its first user picture is as fast as the rest, and its memory does not step up by the first
+            # plot's ~70 MB under load (api.plots.warm_up); after the worker accepts, so cold start is unchanged
+            app.state.pictures_warm = asyncio.create_task(_warm_pictures(app))
         yield
         for pool in app.state.pools.values():
             pool.close()

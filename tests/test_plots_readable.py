@@ -223,3 +223,48 @@ def test_evidence_features_read_their_words_from_features_evidence():
     table = getattr(ev, "EVIDENCE_LABELS", {})
     for feature, words in table.items():
         assert labels.feature_label(feature) == words
+
+
+# ---------------------------------------------------------------------------------------------- memory of pictures
+def _live_figures() -> int:
+    import gc
+
+    from matplotlib.figure import Figure
+    return sum(isinstance(o, Figure) for o in gc.get_objects())
+
+
+def test_drawing_leaves_no_dead_figure_behind():
+    """A figure is a web of reference cycles that only a full collection frees; a server collects rarely, so each
+    waterfall and curve used to leave its figure (and raster) behind until one happened."""
+    import gc
+
+    expl = {"base_value": 60.0, "prediction": 63.0, "query": {"model": "xlm-r-large", "task": "xnli", "target": "swh"},
+            "contributions": [{"feature": f"f{i}", "label": f"feature {i}", "value": i, "shap": 0.5} for i in range(6)]}
+    ans = {"points": [{"k": 0, "score": 60.0}, {"k": 100, "score": 65.0}], "a": 60.0, "b": 1.0, "r2": 0.9,
+           "query": expl["query"]}
+    plots.waterfall(expl)
+    gc.collect()
+    before = _live_figures()
+    gc.disable()   # as in a server between its rare full collections
+    try:
+        for _ in range(5):
+            assert plots.waterfall(expl)[:8] == PNG and plots.curve(ans)[:8] == PNG
+        assert _live_figures() == before
+    finally:
+        gc.enable()
+
+
+def test_a_served_worker_draws_its_first_pictures_at_start(model_dir):
+    """`create_app()` as `xlt serve` builds it (it loads its own model) warms the plot path on the plot pool after
+    start-up; an app handed a predictor (tests, embedding) does not."""
+    import asyncio
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(model_path=model_dir)) as c:
+        task = c.app.state.pictures_warm
+        drawn = c.portal.call(lambda: asyncio.wait_for(asyncio.shield(task), 60))
+        assert drawn > 10_000   # one waterfall + one curve, PNG bytes
+        assert c.get("/health").status_code == 200
