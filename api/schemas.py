@@ -205,7 +205,8 @@ class ExplainResponse(_Out):
                                               "`record_residual` (the published record's offset for this model, task and "
                                               "target: see README) where the record has one, and `source_record` (the "
                                               "source's offset from the task's other targets) where the target is "
-                                              "unseen")
+                                              "unseen, or `pair_record` (what the model still misses on this "
+                                              "published source → target pair) where the record holds the target")
     reasons: list[Reason]
     query: QueryEcho
 

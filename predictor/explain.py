@@ -13,9 +13,19 @@ from features.registry import TASK_TYPES
 RECORD_RESIDUAL = "record_residual"
 # not a tree feature either: the source's offset (predictor.residuals.SourceOffsets) for a target the record lacks
 SOURCE_RECORD = "source_record"
+# nor this: the offset of this very source → target pair (predictor.residuals.PairOffsets) where the record holds the
+# target; a component gets one of the two, never both
+PAIR_RECORD = "pair_record"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
                   RECORD_RESIDUAL: "correction from this target's published results",
-                  SOURCE_RECORD: "this source on the task's other targets, beyond what the model expects"}
+                  SOURCE_RECORD: "this source on the task's other targets, beyond what the model expects",
+                  PAIR_RECORD: "this source's published results for this target, beyond what the model expects"}
+
+
+def offset_term(target_seen: bool) -> str:
+    """The name of the source-offset term of a component: the pair's own record where the record holds the target
+    (its `ev_target` is published), the source's record on other targets where it does not."""
+    return PAIR_RECORD if target_seen else SOURCE_RECORD
 
 
 def describe(feature: str, value: float) -> str:
@@ -27,7 +37,9 @@ def describe(feature: str, value: float) -> str:
         return f"{label}: none published (= average)"
     if feature == SOURCE_RECORD and value == 0.0:  # other candidates have a record, this one has none
         return "no published result of this source on the task's other targets"
-    if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD):  # differences: signed
+    if feature == PAIR_RECORD and value == 0.0:
+        return "no published result of this source for this target with this model"
+    if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD, PAIR_RECORD):  # signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):
         return f"{label}: {value:.1f}"

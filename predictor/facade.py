@@ -24,7 +24,7 @@ from features.languages import get as language_record, resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
-from predictor.explain import RECORD_RESIDUAL, SOURCE_RECORD, top_reasons
+from predictor.explain import RECORD_RESIDUAL, offset_term, top_reasons
 from predictor.intervals import (ConformalIntervals, evidence_bins, new_task_regimes, probability_best,
                                  scale_from)
 from predictor.model import TransferRegressor
@@ -474,7 +474,9 @@ class TransferPredictor:
                 mean = contrib.mean(axis=0) if mean is not None else None
                 vals = np.concatenate([vals, so[:, None]], axis=1)
                 constant = np.concatenate([constant[:-1], [False], constant[-1:]])
-                names = [*names, SOURCE_RECORD]
+                seen = not np.isnan(X[explained[0], self.feature_names.index("ev_target")]) \
+                    if "ev_target" in self.feature_names else False   # one target: the same for every candidate
+                names = [*names, offset_term(seen)]
             listed = [top_reasons(contrib[i], vals[i], reasons, mean, names, constant)
                       for i in range(len(explained))]
             cols["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
@@ -552,8 +554,9 @@ class TransferPredictor:
         prediction = float(self.model.raw(X, num_threads=1)[0])
         # the record's residual for this target and the source's offset where the target is unseen: additive terms
         # outside the trees, so each is one more contribution and Σ still adds up
+        seen = "ev_target" in names and not math.isnan(values[names.index("ev_target")])
         for name, offset in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0])),
-                             (SOURCE_RECORD, float(self.model.query_source_offsets(norm)[0]))):
+                             (offset_term(seen), float(self.model.query_source_offsets(norm)[0]))):
             if offset != 0.0:
                 names.append(name)
                 contrib = np.concatenate([contrib[:-1], [offset], contrib[-1:]])

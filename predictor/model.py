@@ -28,7 +28,7 @@ from features import registry
 from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
                                 _is_na, components, featurize_components, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
-from predictor.residuals import RecordResiduals, SourceOffsets
+from predictor.residuals import PairOffsets, RecordResiduals, SourceOffsets
 from features.queries import normalize
 
 OBS_QUERY_COLUMNS = ["model", "task", "task_type", "target", "train_config", "k"]
@@ -122,6 +122,15 @@ def chance_levels(norm: pd.DataFrame) -> np.ndarray:
     return table[codes]
 
 
+def _single_source_components(norm: pd.DataFrame, rows: np.ndarray, langs: np.ndarray) -> np.ndarray:
+    """Indices of the components that are a whole query's only source at k = 0, not the target itself: the
+    published single-source zero-shot results, which source and pair offsets learn from."""
+    n_comp = np.bincount(rows, minlength=len(norm))
+    own = langs == norm["target"].to_numpy(dtype=object)[rows]
+    k = norm["k"].to_numpy(dtype=np.float64)
+    return np.flatnonzero((n_comp[rows] == 1) & ~own & (k[rows] == 0))
+
+
 class TransferRegressor(BaseEstimator, RegressorMixin):
     """LightGBM regressor of the transfer score (0–100): best component of the mix, monotone in data, floored."""
 
@@ -136,7 +145,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
-                 n_bags: int = 2, source_offsets: bool = True, random_state: int = 0, n_jobs: int = 2):
+                 n_bags: int = 2, source_offsets: bool = True, pair_offsets: bool = True, random_state: int = 0,
+                 n_jobs: int = 2):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -155,6 +165,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.record_residuals = record_residuals
         self.n_bags = n_bags
         self.source_offsets = source_offsets
+        self.pair_offsets = pair_offsets
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -209,9 +220,16 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if self.source_offsets and self.evidence:
             self.source_offsets_.fit(*self._similarity_residuals(obs, norm, static, np.asarray(rows), langs, y))
         self.residuals_ = RecordResiduals()
+        self.pair_offsets_ = PairOffsets()
         if self.record_residuals:  # what the served trees (full-record evidence) still miss on the record's rows
             fitted = self._score_matrix(static, np.asarray(rows), langs, norm)[1]
             self.residuals_.fit(norm, y - fitted)
+            if self.pair_offsets and self.evidence:  # and what trees + the target's offset miss on each pair
+                comp = _single_source_components(norm, np.asarray(rows), langs)
+                sel = np.asarray(rows)[comp]
+                served = fitted[sel] + self.query_offsets(norm.iloc[sel])
+                self.pair_offsets_.fit(norm["model"].to_numpy(dtype=object)[sel], norm["task"].to_numpy(dtype=object)[sel],
+                                       langs[comp], norm["target"].to_numpy(dtype=object)[sel], y[sel] - served)
         return self
 
     def _fit_member(self, arrs, y, w, Xc, rows, chance, types, seed: int, n_trees: int):
@@ -237,12 +255,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """(model, task, source, ranking group, residual) of every single-source zero-shot row, the residual taken
         against the served trees with the row's target evidence hidden: what a ranking for an unseen target gets
         wrong about this source (`SourceOffsets`)."""
-        n = len(norm)
-        n_comp = np.bincount(rows, minlength=n)
-        own = langs == norm["target"].to_numpy(dtype=object)[rows]
-        k = norm["k"].to_numpy(dtype=np.float64)
-        single_comp = (n_comp[rows] == 1) & ~own & (k[rows] == 0)
-        comp = np.flatnonzero(single_comp)
+        comp = _single_source_components(norm, rows, langs)
         sel = rows[comp]
         q = {c: norm[c].to_numpy(dtype=object)[sel] for c in ("model", "task", "task_type", "target")}
         local = np.arange(len(sel))
@@ -254,19 +267,33 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
 
     def component_source_offsets(self, arr: np.ndarray, models: np.ndarray, tasks: np.ndarray, targets: np.ndarray,
                                  langs: np.ndarray) -> np.ndarray | None:
-        """Per component: its source's offset where the target is unseen for this task and family (no ev_target)
-        and the component is a source, not the target's own examples; None when there is nothing to add."""
-        so = getattr(self, "source_offsets_", None)
-        if so is None or len(so.table_) == 0 or "ev_target" not in self.feature_names_:
+        """Per component that is a source (not the target's own examples): where the target is unseen for this task
+        and family (no ev_target), the source's offset from the task's other targets (`SourceOffsets`); where the
+        record holds the target, the offset of this very source → target pair (`PairOffsets`). The two never meet
+        in one component. None when there is nothing to add."""
+        if "ev_target" not in self.feature_names_:
             return None
+        tables = [t for t in (getattr(self, "source_offsets_", None), getattr(self, "pair_offsets_", None))]
+        if not any(t is not None and len(t.table_) for t in tables):
+            return None
+        source = arr[:, self.feature_names_.index("in_language")] < 0.5
         unseen = np.isnan(arr[:, self.feature_names_.index("ev_target")])
-        unseen &= arr[:, self.feature_names_.index("in_language")] < 0.5
-        if not unseen.any():
-            return None
-        out = np.zeros(len(arr))
-        idx = np.flatnonzero(unseen)
-        out[idx] = so.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
+        out = None
+        for table, mask in zip(tables, (source & unseen, source & ~unseen)):
+            if table is None or not len(table.table_) or not mask.any():
+                continue
+            idx = np.flatnonzero(mask)
+            vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
+            if np.any(vals != 0.0):
+                out = np.zeros(len(arr)) if out is None else out
+                out[idx] = vals
         return out
+
+    def has_source_offsets(self, model: str, task: str) -> bool:
+        """Whether any component of (model, task) can get a source or pair offset (a ranking skips the look-ups
+        otherwise)."""
+        return any(t is not None and t.holds(model, task)
+                   for t in (getattr(self, "source_offsets_", None), getattr(self, "pair_offsets_", None)))
 
     def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
         """Smallest in-language training set per task type in the record (the mix is only the target's data)."""
@@ -381,7 +408,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
                             num_threads, np.full(n, self.residuals_.offset(model, task, target, k)),
                             self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs)
-                            if self.source_offsets_.holds(model, task) else None)
+                            if self.has_source_offsets(model, task) else None)
         if not own_k:
             return arr, comp
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
@@ -439,6 +466,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             files["residuals.csv"] = self.residuals_.to_csv()
         if self.source_offsets and self.evidence:
             files["source_offsets.csv"] = self.source_offsets_.to_csv()
+        if getattr(self, "pair_offsets", False) and self.evidence and self.record_residuals:
+            files["pair_offsets.csv"] = self.pair_offsets_.to_csv()
         return files
 
     @classmethod
@@ -460,6 +489,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         # an artifact from before source offsets has none: it scores as it did
         model.source_offsets_ = (SourceOffsets.from_csv(files["source_offsets.csv"].decode())
                                  if "source_offsets.csv" in files else SourceOffsets())
+        model.pair_offsets_ = (PairOffsets.from_csv(files["pair_offsets.csv"].decode())
+                               if "pair_offsets.csv" in files else PairOffsets())
         return model
 
 

@@ -58,7 +58,8 @@ def test_training_evidence_never_holds_the_rows_own_score(fitted):
 def test_round_trip_through_files_gives_identical_scores(fitted):
     m, sub, _ = fitted
     files = {k: v.encode() for k, v in m.to_files().items()}
-    assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv", "source_offsets.csv"}
+    assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv", "source_offsets.csv",
+                          "pair_offsets.csv"}
     again = TransferRegressor.from_files(files)
     norm = normalize_observations(sub.head(300))
     assert np.array_equal(m.score_queries(norm)[1], again.score_queries(norm)[1])
@@ -108,8 +109,16 @@ def test_rows_trained_on_another_task_keep_a_task_of_their_own():
 
 
 def test_source_offsets_move_a_source_only_where_the_target_is_unseen(fitted):
-    from predictor.residuals import SourceOffsets
+    from predictor.residuals import PairOffsets, SourceOffsets
     m, sub, held = fitted
+    pairs, m.pair_offsets_ = m.pair_offsets_, PairOffsets()   # this test is about the unseen target's offsets
+    try:
+        _check_source_offsets(m, sub, held, SourceOffsets)
+    finally:
+        m.pair_offsets_ = pairs
+
+
+def _check_source_offsets(m, sub, held, SourceOffsets):
     t = m.source_offsets_.table_
     assert len(t) > 0 and np.isfinite(t["deviation"]).all()
     row = t.loc[t["deviation"].abs().idxmax()]
@@ -131,3 +140,37 @@ def test_source_offsets_move_a_source_only_where_the_target_is_unseen(fitted):
     assert shift[1] == 0.0                          # a recorded target: the evidence speaks, no offset
     assert np.isclose(shift[0], expected) or with_off[0] <= without[0] + 1e-9  # unseen: the offset (or a floor)
     assert np.isclose(m.query_source_offsets(norm)[0], expected) and m.query_source_offsets(norm)[1] == 0.0
+
+
+def test_pair_offsets_bring_a_published_pair_towards_its_result_and_leave_unseen_targets_alone(fitted):
+    """Where the record holds the target, a published single-source pair gets what the served model still misses
+    on it (PairOffsets): its prediction moves towards the published score; an unseen target gets no pair offset."""
+    from predictor.residuals import PairOffsets
+    m, sub, held = fitted
+    t = m.pair_offsets_.table_
+    assert len(t) > 0 and np.isfinite(t["offset"]).all() and (t["rows"] >= 1).all()
+    single = sub[(sub.k == 0) & ~sub.train_config.str.contains(";") & (sub.target != held)
+                 & (sub.source != sub.target)].head(300)
+    norm = normalize_observations(single)
+    with_po = m.score_queries(norm)[1]
+    saved, m.pair_offsets_ = m.pair_offsets_, PairOffsets()
+    try:
+        without = m.score_queries(norm)[1]
+    finally:
+        m.pair_offsets_ = saved
+    y = single["score"].to_numpy()
+    moved = with_po != without
+    assert moved.sum() > 50
+    assert np.mean(np.abs(with_po - y)[moved]) < np.mean(np.abs(without - y)[moved])
+    # the offset is this pair's, constant in the amount of data: the same shift at 1,000 and 100,000 examples
+    row = t.loc[t["offset"].abs().idxmax()]
+    q = pd.DataFrame({"model": [row.model] * 3, "task": [row.task] * 3,
+                      "task_type": [sub.loc[sub.task == row.task, "task_type"].iloc[0]] * 3,
+                      "target": [row.target, row.target, held],
+                      "train_config": [f"{row.source}:1000", f"{row.source}:100000", f"{row.source}:1000"],
+                      "k": [0, 0, 0]})
+    qn = normalize_observations(q.assign(score=0.0))
+    offs = m.query_source_offsets(qn)
+    assert np.allclose(offs[:2], row.offset)
+    # the unseen target: no pair offset, only its source offset from the task's other targets (SourceOffsets)
+    assert offs[2] == m.source_offsets_.offsets([row.model], [row.task], [held], [row.source])[0]

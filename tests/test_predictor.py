@@ -81,8 +81,10 @@ def test_explain_adds_up(predictor):
     total = e["base_value"] + sum(e["contributions"].values())
     assert abs(total - e["prediction"]) < 1e-6
     # the trees' features, plus the record's residual for this (model, task, target) where the record has one
-    assert set(e["contributions"]) == set(predictor.feature_names) | {"record_residual"}
+    # and the offset of this very source → target pair where the record holds it (a published single-source result)
+    assert set(e["contributions"]) == set(predictor.feature_names) | {"record_residual", "pair_record"}
     assert e["contributions"]["record_residual"] == predictor.model.query_offsets(predictor._one(Q))[0] != 0.0
+    assert e["contributions"]["pair_record"] == predictor.model.query_source_offsets(predictor._one(Q))[0] != 0.0
     new = predictor.explain({**Q, "target": "qu"})  # Quechua: no published XNLI result, no residual term
     assert set(new["contributions"]) - {"source_record"} == set(predictor.feature_names)
     assert abs(new["base_value"] + sum(new["contributions"].values()) - new["prediction"]) < 1e-6
@@ -109,6 +111,30 @@ def test_explain_and_rank_show_the_source_record_where_the_target_is_unseen(pred
         # a candidate the record lacks is told so, not shown an offset of +0.0
         assert r["text"].startswith("no published result of this source" if r["value"] == 0.0
                                     else "this source on the task's other targets, beyond what the model expects: ")
+
+
+def test_explain_and_rank_show_the_pairs_own_record_where_the_target_is_published(predictor):
+    """XLM-R large, XNLI, English → Swahili is a published result: its pair offset moves the prediction towards it,
+    /explain lists it as `pair_record` (adding up), and /rank's reasons say it in words."""
+    import pandas as pd
+
+    from predictor import protocols
+    q = {"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "en"}
+    obs = protocols.load_observations()
+    published = obs[(obs.model == "xlm-r-large") & (obs.task == "xnli") & (obs.target == "swh")
+                    & (obs.train_config == "eng:392702")]["score"].mean()
+    pair = predictor.model.pair_offsets_.offsets(["xlm-r-large"], ["xnli"], ["swh"], ["eng"])[0]
+    assert pair > 0.0 and not pd.isna(published)
+    e = predictor.explain(q)
+    assert e["contributions"]["pair_record"] == pair and "source_record" not in e["contributions"]
+    assert abs(e["base_value"] + sum(e["contributions"].values()) - e["prediction"]) < 1e-6
+    # towards the published score: closer with the offset than without it
+    assert abs(e["predicted_score"] - published) < abs(e["predicted_score"] - pair - published)
+    ranked = predictor.rank({k: v for k, v in q.items() if k != "source"},
+                            candidates=["en", "ar", "hi", "fr", "de", "ru"], top=6, reasons=8, reasons_top=6)
+    texts = [r["text"] for rs in ranked["reasons"] for r in rs if r["feature"] == "pair_record"]
+    assert texts and all(t.startswith(("this source's published results for this target",
+                                       "no published result of this source for this target")) for t in texts)
 
 
 def test_plan_spends_the_budget_and_beats_or_ties_english(predictor):

@@ -69,3 +69,17 @@ def test_source_offset_is_the_closeness_weighted_shrunk_mean_within_target_devia
     many = so.offsets(["mt5"] * 300, ["tydiqa"] * 300, ["hin"] * 150 + ["swh"] * 150, ["kor", "eng", "fin"] * 100)
     few = so.offsets(["mt5"] * 6, ["tydiqa"] * 6, ["hin"] * 3 + ["swh"] * 3, ["kor", "eng", "fin"] * 2)
     assert np.allclose(many[:3], few[:3]) and np.allclose(many[150:153], few[3:6])
+
+
+def test_pair_offsets_are_shrunk_means_per_pair_and_survive_csv():
+    from predictor.residuals import PairOffsets
+    po = PairOffsets(prior=1.0).fit(["m", "m", "m", "m"], ["t", "t", "t", "t"], ["eng", "eng", "deu", "fra"],
+                                    ["swh", "swh", "swh", "swh"], [4.0, 2.0, -3.0, np.nan])
+    # eng→swh: (4 + 2) / (2 + 1) = 2; deu→swh: -3 / 2; fra→swh: no finite residual, no row
+    got = po.offsets(["m", "m", "m", "m", "x"], ["t"] * 5, ["swh", "swh", "swh", "yor", "swh"],
+                     ["eng", "deu", "fra", "eng", "eng"])
+    assert np.allclose(got, [2.0, -1.5, 0.0, 0.0, 0.0])
+    assert po.holds("m", "t") and not po.holds("m", "u") and not po.holds("x", "t")
+    again = PairOffsets.from_csv(po.to_csv())
+    assert np.array_equal(again.offsets(["m", "m"], ["t", "t"], ["swh", "swh"], ["eng", "deu"]), got[:2])
+    assert PairOffsets().offsets(["m"], ["t"], ["swh"], ["eng"]).tolist() == [0.0]

@@ -128,7 +128,12 @@ def render_readme(report, df: pd.DataFrame, exc: pd.DataFrame, peer: pd.DataFram
       "XNLI/MNLI 392,702 · PAWS-X 49,401 · XQuAD and MLQA = SQuAD v1.1 87,599 · TyDiQA-GoldP English 3,696 · "
       "WikiANN 20,000 · CoNLL-2003 14,041 (features.registry). Translate-train copies get the English count. "
       "LangRankPlus does not give its sources' sizes: TyDiQA sources get their GoldP train size, the others the task "
-      "default (`source_size_basis=task_default`). mT5 WikiAnn in-language-multitask uses 20,000 per language for "
+      "default (`source_size_basis=task_default`). For XQuAD that default is certainly too high: XQuAD has no "
+      "training split (1,190 question-answer pairs per language), and LangRankPlus's XQuAD scores (18-29 F1 from "
+      "English) are those of a tiny training set. Setting its sources to 1,190 was tried and not kept: it improved "
+      "every ranking protocol but taught the trees that ~1,000 examples give ~17 F1, which moved leave-task-out "
+      "UD POS predictions for small sources 30-40 points too low (reports/model_experiments.md); the size stays "
+      "the documented default. mT5 WikiAnn in-language-multitask uses 20,000 per language for "
       "the same reason (the Rahimi et al. per-language sizes are not in our sources).")
     a("- **xpos source sizes.** `udpos-ft-NNNNN.csv` used n_samples = NNNNN source sentences, and sources with fewer "
       "train sentences used their whole train set: n = min(NNNNN, UD 2.8 train size from udpos-sizes-train.csv). "
