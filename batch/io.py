@@ -240,6 +240,7 @@ def _csv_batches(source, columns: list[str], invalid: _InvalidRows) -> Iterator[
     parse = pacsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False, newlines_in_values=False)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
+    reader = None
     try:
         reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
         for rb in reader:
@@ -258,6 +259,12 @@ def _csv_batches(source, columns: list[str], invalid: _InvalidRows) -> Iterator[
         if "straddl" in msg:
             raise XltError(too_long_message(), field="file") from None
         raise XltError(f"cannot read the CSV: {msg.splitlines()[0]}", field="file") from None
+    finally:
+        # the streaming reader's read-ahead thread is joined now, while Arrow is alive: left to the interpreter's
+        # final teardown it can outlive Arrow's thread pool and abort the process ("terminate called without an
+        # active exception", exit −6; seen once on `xlt batch` of a header-only file; apache/arrow#34314)
+        if reader is not None:
+            reader.close()
 
 
 def _chunks(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.Table]:
@@ -421,6 +428,8 @@ def parquet_chunks(path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[Ch
             yield Chunk(t, lines, "row", out_columns, restore=restore, n_read=t.num_rows)
     except pa.ArrowException as e:
         raise XltError(f"cannot read the Parquet file: {str(e).splitlines()[0]}", field="file") from None
+    finally:
+        pf.close()   # its reader threads joined while Arrow is alive (see _csv_batches)
     if row == 1:
         raise _no_rows()
 
