@@ -118,6 +118,16 @@ def test_source_offsets_move_a_source_only_where_the_target_is_unseen(fitted):
         m.pair_offsets_ = pairs
 
 
+def _scored_without(m, attr: str, empty, norm):
+    """Scores of `norm` with one of the model's offset tables swapped for an empty one (restored afterwards)."""
+    saved = getattr(m, attr)
+    setattr(m, attr, empty)
+    try:
+        return m.score_queries(norm)[1]
+    finally:
+        setattr(m, attr, saved)
+
+
 def _check_source_offsets(m, sub, held, SourceOffsets):
     t = m.source_offsets_.table_
     assert len(t) > 0 and np.isfinite(t["deviation"]).all()
@@ -131,11 +141,7 @@ def _check_source_offsets(m, sub, held, SourceOffsets):
                       "target": [held, recorded], "train_config": [f"{row.source}:1000"] * 2, "k": [0, 0]})
     norm = normalize_observations(q.assign(score=0.0))
     with_off = m.score_queries(norm)[1]
-    saved, m.source_offsets_ = m.source_offsets_, SourceOffsets()
-    try:
-        without = m.score_queries(norm)[1]
-    finally:
-        m.source_offsets_ = saved
+    without = _scored_without(m, "source_offsets_", SourceOffsets(), norm)
     shift = with_off - without
     assert shift[1] == 0.0                          # a recorded target: the evidence speaks, no offset
     assert np.isclose(shift[0], expected) or with_off[0] <= without[0] + 1e-9  # unseen: the offset (or a floor)
@@ -153,11 +159,7 @@ def test_pair_offsets_bring_a_published_pair_towards_its_result_and_leave_unseen
                  & (sub.source != sub.target)].head(300)
     norm = normalize_observations(single)
     with_po = m.score_queries(norm)[1]
-    saved, m.pair_offsets_ = m.pair_offsets_, PairOffsets()
-    try:
-        without = m.score_queries(norm)[1]
-    finally:
-        m.pair_offsets_ = saved
+    without = _scored_without(m, "pair_offsets_", PairOffsets(), norm)
     y = single["score"].to_numpy()
     moved = with_po != without
     assert moved.sum() > 50
