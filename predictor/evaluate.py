@@ -448,6 +448,10 @@ def run_all(obs: pd.DataFrame, methods: list[Method], names: list[str], n_groups
         for pname, per in previous.results.items():
             if pname in names:
                 rr.results[pname] = {m: r for m, r in per.items() if m not in {x.name for x in methods}}
+            else:   # a protocol not run now is kept whole (`xlt evaluate --protocol seen` used to drop the others)
+                rr.results[pname] = per
+                if pname in previous.protocols:
+                    rr.protocols[pname] = previous.protocols[pname]
         for m, info in previous.methods.items():
             if m not in {x.name for x in methods}:
                 rr.methods[m] = info

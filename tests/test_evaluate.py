@@ -253,6 +253,19 @@ def test_parallel_run_equals_the_sequential_run(xnli, monkeypatch):
     assert par.jobs == 2 and seq.jobs == 1
 
 
+def test_a_partial_run_keeps_the_protocols_it_does_not_run(xnli):
+    """`xlt evaluate --protocol X` re-runs X and keeps every other protocol of the previous report (results and
+    description): a re-run of one protocol once left a report of that protocol alone."""
+    methods = [B.Method("always English", B.always_english, "ranking")]
+    first = E.run_all(xnli, methods, ["langrankplus", "unseen_dataset"], jobs=1, log=lambda *_: None)
+    again = E.run_all(xnli, methods, ["unseen_dataset"], jobs=1, log=lambda *_: None, previous=first)
+    assert set(again.protocols) == {"langrankplus", "unseen_dataset"}
+    assert json.dumps(again.results["langrankplus"], sort_keys=True) == \
+        json.dumps(first.results["langrankplus"], sort_keys=True)
+    assert json.dumps(again.results["unseen_dataset"], sort_keys=True) == \
+        json.dumps(first.results["unseen_dataset"], sort_keys=True)
+
+
 def test_feature_cache_filled_in_advance_gives_the_same_features(obs):
     """The evaluation fills the feature caches ahead of the fits (`fill_only`, keys computed once): a later lookup
     returns what a lookup that featurizes the rows itself returns, row for row (index kept)."""
