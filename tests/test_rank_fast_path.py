@@ -137,7 +137,8 @@ def test_score_sources_equals_score_queries(predictor, langs, filler, k):
     for model, (task, ttype), target in [("xlm-r-large", ("xnli", None), "swh"), ("mt5-base", ("tydiqa", None), "tel"),
                                          ("mbert", ("udpos", None), str(langs[-1])),
                                          ("xlm-r-base", ("my-new-task", "ner"), "nav"),
-                                         ("xlm-r-base", ("udpos", None), "xho")]:  # source offsets: unseen target
+                                         ("xlm-r-base", ("udpos", None), "xho"),   # source offsets: unseen target
+                                         ("xlm-r-base", ("udpos", None), "deu")]:  # pair offsets: published target
         cands = [str(c) for c in rng.choice(langs, 80, replace=False) if c != target]
         norm1, _ = normalize(pd.DataFrame([{"model": model, "task": task, "task_type": ttype, "target": target,
                                             "source": cands[0], "source_size": 1000}]))
