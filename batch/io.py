@@ -108,6 +108,19 @@ def _first_line(source) -> bytes:
     return first
 
 
+def _nothing_after_header(source, block: int = 1 << 16) -> bool:
+    """True when only line ends follow the header: a file with no rows is refused before a model is loaded for it
+    (as every file-level problem is), which also spares `xlt batch` the 2 s load. Reads until the first other byte,
+    so a real file costs one block."""
+    fh = open(source, "rb") if isinstance(source, (str, Path)) else io.BytesIO(source.getvalue())
+    with fh:
+        fh.readline(HEADER_MAX_BYTES + 3)
+        while chunk := fh.read(block):
+            if chunk.strip(b"\r\n"):
+                return False
+    return True
+
+
 def read_header(source) -> list[str]:
     """Column names from the first line, parsed by pyarrow like the rows are (any field length up to 1 MB)."""
     first = _first_line(source)
@@ -463,6 +476,8 @@ def open_input(path) -> Input:
     check_text_file(path)
     source = open_csv_source(path)
     check_columns(read_header(source))
+    if _nothing_after_header(source):
+        raise _no_rows()
     return Input("csv", _estimate_rows(path, path.stat().st_size), lambda chunk_rows: csv_chunks(source,
                                                                                                 chunk_rows=chunk_rows))
 

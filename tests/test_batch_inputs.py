@@ -288,3 +288,21 @@ def test_unwritable_output_and_directory_input_are_one_line_errors(tmp_path, mod
     assert _one_error_line(_xlt("batch", tmp_path, "-o", tmp_path / "o.csv")) == \
         f"xlt: error: input {tmp_path} is a directory, not a file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("body,refused", [(b"model,task,source,target\n", True),
+                                          (b"model,task,source,target\n\n\r\n\n", True),
+                                          (b"model,task,source,target\r", True),
+                                          (b"model,task,source,target\n,,,\n", False),   # a record of empty fields
+                                          (b"model,task,source,target\nxlm-r-large,xnli,en,sw", False)])
+def test_a_file_without_rows_is_refused_before_any_model_is_needed(tmp_path, body, refused):
+    """A header followed only by line ends is a file-level problem: refused by `open_input`, before `xlt batch`
+    loads a model for it (the 2 s load, and an abort at exit seen once after it, are spared)."""
+    from batch.io import open_input
+    p = tmp_path / "q.csv"
+    p.write_bytes(body)
+    if refused:
+        with pytest.raises(XltError, match="no rows"):
+            open_input(p)
+    else:
+        assert open_input(p).kind == "csv"
