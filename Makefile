@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: serve test install install-test data model browser bench evaluate clean
+.PHONY: serve test install install-test data model browser bench evaluate docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: install-test data model
 evaluate: install-test data
 	$(BIN)/xlt evaluate --all
 	$(BIN)/xlt evaluate --readme
+
+# docs/SERVICE.md's curl examples, answered by the shipped model (after `xlt train`; a test fails while they are stale)
+docs: install data model
+	$(BIN)/python bench/service_examples.py
 
 clean:
 	rm -rf $(VENV) models
