@@ -57,8 +57,7 @@ def _drawn(build, fmt: str) -> bytes:
     """The bytes of the figure `build()` lays out, its memory returned at once. A Figure is a web of reference cycles
     (figure ↔ canvas ↔ axes ↔ artists, with a width × height × 4 byte raster), freed only by the cyclic garbage
     collector, whose oldest generation is rarely collected in a server (start-up's objects are frozen out of it): a
-    worker drawing
-    waterfalls carried ~30 MB of dead figures. A collection of the two young generations after each picture frees it
+    worker drawing waterfalls carried ~30 MB of dead figures. A collection of the two young generations after each picture frees it
     (+1.5 MB over 60 waterfalls, was +30 MB) without walking the old heap. A full collection per picture freed it too,
     but under a 75 s, 50-client load it held the GIL long enough to slow pictures (p50 5.3 → 7.4 s) and 43 picture
     requests ran out of retries; the young-generation pass served as many requests as no collection at all."""

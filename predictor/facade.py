@@ -474,8 +474,7 @@ class TransferPredictor:
                 mean = contrib.mean(axis=0) if mean is not None else None
                 vals = np.concatenate([vals, so[:, None]], axis=1)
                 constant = np.concatenate([constant[:-1], [False], constant[-1:]])
-                seen = not np.isnan(X[explained[0], self.feature_names.index("ev_target")]) \
-                    if "ev_target" in self.feature_names else False   # one target: the same for every candidate
+                seen = bool(self.model.target_published(X[explained[:1]])[0])  # one target: same for every candidate
                 names = [*names, offset_term(seen)]
             listed = [top_reasons(contrib[i], vals[i], reasons, mean, names, constant)
                       for i in range(len(explained))]
@@ -554,7 +553,7 @@ class TransferPredictor:
         prediction = float(self.model.raw(X, num_threads=1)[0])
         # the record's residual for this target and the source's offset where the target is unseen: additive terms
         # outside the trees, so each is one more contribution and Σ still adds up
-        seen = "ev_target" in names and not math.isnan(values[names.index("ev_target")])
+        seen = bool(self.model.target_published(values[None, :])[0])
         for name, offset in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0])),
                              (offset_term(seen), float(self.model.query_source_offsets(norm)[0]))):
             if offset != 0.0:

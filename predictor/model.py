@@ -271,16 +271,14 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         and family (no ev_target), the source's offset from the task's other targets (`SourceOffsets`); where the
         record holds the target, the offset of this very source → target pair (`PairOffsets`). The two never meet
         in one component. None when there is nothing to add."""
-        if "ev_target" not in self.feature_names_:
-            return None
-        tables = [t for t in (getattr(self, "source_offsets_", None), getattr(self, "pair_offsets_", None))]
-        if not any(t is not None and len(t.table_) for t in tables):
+        tables = self._offset_tables()
+        if "ev_target" not in self.feature_names_ or not any(len(t.table_) for t in tables):
             return None
         source = arr[:, self.feature_names_.index("in_language")] < 0.5
-        unseen = np.isnan(arr[:, self.feature_names_.index("ev_target")])
+        seen = self.target_published(arr)
         out = None
-        for table, mask in zip(tables, (source & unseen, source & ~unseen)):
-            if table is None or not len(table.table_) or not mask.any():
+        for table, mask in zip(tables, (source & ~seen, source & seen)):
+            if not len(table.table_) or not mask.any():
                 continue
             idx = np.flatnonzero(mask)
             vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
@@ -289,11 +287,22 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                 out[idx] = vals
         return out
 
+    def _offset_tables(self) -> tuple[SourceOffsets, PairOffsets]:
+        """(source offsets, pair offsets); empty tables for a model fitted or saved without them."""
+        return (getattr(self, "source_offsets_", None) or SourceOffsets(),
+                getattr(self, "pair_offsets_", None) or PairOffsets())
+
+    def target_published(self, arr: np.ndarray) -> np.ndarray:
+        """Per input row: whether the record holds its target for this task and model family (`ev_target`
+        published). Decides which offset a source component gets, and which term /explain and /rank name it."""
+        if "ev_target" not in self.feature_names_:
+            return np.zeros(len(arr), dtype=bool)
+        return ~np.isnan(np.asarray(arr, dtype=np.float64)[:, self.feature_names_.index("ev_target")])
+
     def has_source_offsets(self, model: str, task: str) -> bool:
         """Whether any component of (model, task) can get a source or pair offset (a ranking skips the look-ups
         otherwise)."""
-        return any(t is not None and t.holds(model, task)
-                   for t in (getattr(self, "source_offsets_", None), getattr(self, "pair_offsets_", None)))
+        return any(t.holds(model, task) for t in self._offset_tables())
 
     def _inlang_start(self, norm: pd.DataFrame) -> dict[str, float]:
         """Smallest in-language training set per task type in the record (the mix is only the target's data)."""
@@ -466,7 +475,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             files["residuals.csv"] = self.residuals_.to_csv()
         if self.source_offsets and self.evidence:
             files["source_offsets.csv"] = self.source_offsets_.to_csv()
-        if getattr(self, "pair_offsets", False) and self.evidence and self.record_residuals:
+        if self.pair_offsets and self.evidence and self.record_residuals:
             files["pair_offsets.csv"] = self.pair_offsets_.to_csv()
         return files
 
