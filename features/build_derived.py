@@ -352,6 +352,50 @@ def macrolanguage_fallback(codes, set_cols: dict, values: np.ndarray, observed: 
     return values_out, obs_out, genetic_out, stats
 
 
+TYPOLOGY_PROXIES = DATA_DIR / "typology_proxies.csv"
+
+
+def relative_fallback(langs: np.ndarray, knn: np.ndarray, observed: np.ndarray, fam: np.ndarray, geo: np.ndarray):
+    """Languages of the record that lang2vec lacks, or whose family path it lacks, borrow from a named relative
+    (features/data/typology_proxies.csv, one line per language with the reason).
+
+    Why: a distance that is undefined is imputed as 'typical' (genetic: 1.0, no shared family), so Western Armenian,
+    absent from lang2vec, was as far from Armenian as from Quechua; with a large record of its own as a source it
+    became the predicted best source for Guarani, Wolof and K'iche' targets and not for Armenian. A language absent
+    from lang2vec takes its relative's typology, coordinates and family path (its `observed` share stays 0: nothing
+    was observed for it); a language without a family path takes the first `shared_levels` nodes of its relative's
+    path (graded: it shares the family and its named branches, no deeper node)."""
+    rows = list(csv.DictReader(open(TYPOLOGY_PROXIES, newline="", encoding="utf-8")))
+    idx = {str(c): i for i, c in enumerate(langs)}
+    added: list[str] = []
+    paths_set: list[str] = []
+    for row in rows:
+        code, rel = row["code"], row["relative"]
+        j = idx[rel]
+        rel_nodes = np.flatnonzero(fam[j])
+        # root→leaf order: an ancestor covers more languages than its descendants
+        rel_nodes = rel_nodes[np.argsort(-fam[:, rel_nodes].sum(axis=0), kind="stable")]
+        levels = len(rel_nodes) if row["shared_levels"] == "all" else int(row["shared_levels"])
+        path = np.zeros(fam.shape[1], dtype=bool)
+        path[rel_nodes[:levels]] = True
+        if code not in idx:
+            langs = np.append(langs, code)
+            knn = np.vstack([knn, knn[j]])
+            observed = np.vstack([observed, np.zeros_like(observed[j])])
+            fam = np.vstack([fam, path])
+            geo = np.vstack([geo, geo[j]])
+            idx[code] = len(langs) - 1
+            added.append(f"{code}<-{rel}")
+        elif not fam[idx[code]].any():
+            fam[idx[code]] = path
+            paths_set.append(f"{code}<-{rel}[:{levels}]")
+        else:
+            raise ValueError(f"{TYPOLOGY_PROXIES.name}: {code} has a lang2vec row and a family path: drop its line")
+    stats = {"relative_fallbacks": {"added_languages": added, "family_paths": paths_set,
+                                    "table": TYPOLOGY_PROXIES.name}}
+    return langs, knn, observed, fam, geo, stats
+
+
 def build_typology() -> None:
     """Assemble the six URIEL feature sets the way lang2vec does, with the macrolanguage fallback, and store them.
 
@@ -365,6 +409,8 @@ def build_typology() -> None:
       * any other member of a macrolanguage (ajp → ara, nno → nor) takes the macro row only for a set where it has
         no observed value at all, and the macro's family path only when its own is empty.
     Geographic vectors are always the language's own (every URIEL language has one).
+    Then `relative_fallback`: languages of the record that lang2vec lacks, or whose family path it lacks, borrow from
+    a named relative (features/data/typology_proxies.csv).
     """
     src = lang2vec_data_dir()
     feats_npz = np.load(src / "features.npz")
@@ -387,6 +433,7 @@ def build_typology() -> None:
     assert sum(int(m.sum()) for m in set_cols.values()) == len(feat_names)
     knn_out, obs_out, fam_out, fallback_stats = macrolanguage_fallback(langs, set_cols, knn, observed_all, fam,
                                                                        fam.any(axis=1))
+    langs, knn_out, obs_out, fam_out, geo, proxy_stats = relative_fallback(langs, knn_out, obs_out, fam_out, geo)
 
     # family features form a tree: order each language's nodes root→leaf (ancestors cover more languages), so two
     # languages share exactly a common prefix and genetic cosine = prefix / sqrt(len_a * len_b)
@@ -438,6 +485,7 @@ def build_typology() -> None:
         "genetic_nodes": int(fam.shape[1]), "genetic_max_depth": depth, "geo_dims": int(geo.shape[1]),
         "languages_without_family": int((~fam_out.any(axis=1)).sum()),
         **fallback_stats,
+        **proxy_stats,
         "distances": "cosine distance 1 - u.v/(|u||v|); syntactic/phonological/inventory = kNN sets, featural = "
                      "their concatenation, genetic = family tree nodes, geographic = geocoord features",
     }

@@ -18,7 +18,9 @@ low values say the typological distances are mostly imputation.
 
 Codes are canonical ISO 639-3 (see features.languages). Unknown codes give NaN, never an exception, so one odd row
 does not fail a batch. Policy targets of a macrolanguage (swh, arb, nob…) fall back to the macrolanguage's URIEL row
-where theirs is thinner (see features.build_derived.build_typology and the manifest's `macro_fallbacks`).
+where theirs is thinner (see features.build_derived.build_typology and the manifest's `macro_fallbacks`). A language of
+the record that lang2vec lacks (Western Armenian) or whose family path it lacks (Old Turkic, Guajajara) borrows from a
+named relative (features/data/typology_proxies.csv, the manifest's `relative_fallbacks`).
 
 Rebuild the derived file with `python -m features.typology --rebuild` (needs lang2vec: `pip install -e '.[uriel]'`).
 """

@@ -155,12 +155,28 @@ def test_macrolanguage_fallback():
     assert "nob<-nor" in man["macro_fallbacks_policy_targets"]["genetic"]
 
 
+def test_relatives_fill_what_lang2vec_lacks():
+    # Western Armenian: no lang2vec row; it takes Eastern Armenian's (same family node, typology, coordinates)
+    assert T.has_language("hyw")
+    d = _one("hyw", "hye")
+    assert all(d[k] == pytest.approx(0.0, abs=1e-6) for k in T.DISTANCE_KINDS) and d["observed"] == 0.0
+    assert _one("hyw", "gug")["genetic"] == 1.0 and _one("hyw", "fra")["genetic"] == pytest.approx(
+        _one("hye", "fra")["genetic"], abs=1e-6)
+    # Old Turkic and Guajajara: typology of their own, the family path of a relative up to a named branch (graded)
+    assert T.family_of("otk") == "Turkic" and T.family_of("gub") == "Tupian"
+    assert 0 < _one("otk", "uig")["genetic"] < _one("otk", "tur")["genetic"] < 1.0 == _one("otk", "eng")["genetic"]
+    assert 0 < _one("gub", "tqb")["genetic"] < _one("gub", "gug")["genetic"] < 1.0
+    assert _one("otk", "tur")["syntactic"] != _one("tur", "tur")["syntactic"]   # its own typology, not Turkish's
+    man = T.manifest()["relative_fallbacks"]
+    assert man["added_languages"] == ["hyw<-hye"] and set(man["family_paths"]) == {"otk<-tur[:2]", "gub<-tqb[:3]"}
+
+
 def test_version_is_stable_and_matches_file():
     man = json.loads(T.MANIFEST_PATH.read_text())
     assert T.TYPOLOGY_VERSION == man["version"] == T.content_digest(T.VECTORS_PATH)[:12]
     assert len(T.TYPOLOGY_VERSION) == 12
     assert T.VECTORS_PATH.stat().st_size < 15e6
-    assert man["languages"] == len(T._store().codes) == 7970
+    assert man["languages"] == len(T._store().codes) == 7971   # lang2vec's 7,970 + Western Armenian (proxies)
 
 
 def test_language_table_codes_reach_typology():
@@ -192,6 +208,8 @@ def test_genetic_tree_prefix_equals_dense_cosine():
     # only languages without a macrolanguage fallback are comparable to the raw rows
     with open(ROOT / "features" / "data" / "languages.csv", newline="", encoding="utf-8") as fh:
         fallback_free = {r["code"] for r in csv.DictReader(fh) if not r["macro"]}
+    with open(ROOT / "features" / "data" / "typology_proxies.csv", newline="", encoding="utf-8") as fh:
+        fallback_free -= {r["code"] for r in csv.DictReader(fh)}
     keep = np.array([x in fallback_free and y in fallback_free for x, y in zip(a, b)])
     a, b = a[keep], b[keep]
     fa, fb = fam[[pos[x] for x in a]], fam[[pos[y] for y in b]]
