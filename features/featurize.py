@@ -123,13 +123,19 @@ def _model(model_id: str):
     return registry.resolve_model(model_id, allow_unsized=True)
 
 
+SCRIPT_VARIANTS = {"Hans": "Hani", "Hant": "Hani"}
+
+
 @lru_cache(maxsize=None)
 def _script(code: str) -> str:
-    """ISO 15924 script, '' when unknown (Zzzz/Zyyy never count as a shared script)."""
+    """ISO 15924 script, '' when unknown (Zzzz/Zyyy never count as a shared script). Simplified and Traditional
+    Han (Hans, Hant) are variants of one script (Hani) and share most characters, so Cantonese and Mandarin count
+    as written in the same script (UD writes both as 'Chinese'; Mandarin is Cantonese's best POS source in xpos)."""
     try:
         script = resolve(code).script or ""
     except XltError:
         return ""
+    script = SCRIPT_VARIANTS.get(script, script)
     return "" if script in ("Zzzz", "Zyyy", "Zxxx") else script
 
 
