@@ -370,7 +370,7 @@ def _train_size_table() -> dict[tuple[str, str], int]:
 
 def train_size(task: str, language: str | None = None) -> int | None:
     """Training-set size of ``task`` in ``language`` when we hold a per-language number (TyDiQA-GoldP from SumEval's
-    full-set counts, UD 2.8 from de Vries et al.), else the task's English ``train_size`` when ``language`` is None
+    full-set counts, UD 2.8 from de Vries et al., WikiANN's Rahimi et al. split), else the task's English ``train_size`` when ``language`` is None
     or English, else None (unknown: never guessed)."""
     spec = resolve_task(task)
     if language is None:
@@ -516,6 +516,13 @@ def rebuild(raw_dir: Path = RAW_DIR, out_dir: Path = DATA_DIR) -> dict[str, list
         if code is not None:
             trows[("tydiqa", code)] = ["tydiqa", code, n,
                                        "TyDiQA-GoldP train examples: largest count in SumEval train configs"]
+    with open(raw_dir / "wikiann_rahimi2019" / "train_sizes.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            code = canon("wikiann-sizes", r["config"].replace("zh-yue", "yue").replace("zh-classical", "lzh"))
+            if code is not None and ("wikiann", code) not in trows:
+                trows[("wikiann", code)] = ["wikiann", code, int(r["train_size"]),
+                                            "WikiANN train sentences, Rahimi et al. 2019 split (Hugging Face wikiann "
+                                            "card; wikiann_rahimi2019/train_sizes.csv)"]
     _atomic_write_csv(out_dir / TRAIN_SIZES_FILE.name, ["task", "code", "train_size", "source"],
                       [trows[k] for k in sorted(trows)])
     _corpus_table.cache_clear()

@@ -140,6 +140,10 @@ def test_per_language_train_sizes():
     assert R.train_size("udpos", "de") == 163106 and R.train_size("udpos", "en") == 19912
     assert R.train_size("xnli", "en") == 392_702 and R.train_size("xnli") == 392_702
     assert R.train_size("xnli", "de") is None  # not known: never guessed
+    # WikiANN's Rahimi et al. split: English 20,000, Hindi 5,000, Swahili 1,000, Yoruba 100 (Hugging Face card)
+    assert R.train_size("wikiann", "en") == 20_000 and R.train_size("wikiann", "hi") == 5_000
+    assert R.train_size("wikiann", "sw") == 1_000 and R.train_size("wikiann", "yo") == 100
+    assert R.train_size("wikiann", "yue") == 20_000 and R.train_size("wikiann", "qu") == 100
 
 
 def test_rebuild_reproduces_committed_files(tmp_path):

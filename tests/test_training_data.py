@@ -79,6 +79,13 @@ def test_mt5_xxl_wikiann_zero_shot_thai(obs):
                                                                                   "F1")
 
 
+def test_langrankplus_wikiann_sources_carry_their_own_train_size(obs):
+    r = obs[(obs.dataset == "langrankplus") & (obs.task == "wikiann")]
+    size = r.groupby("source")["train_config"].first()
+    assert size["hin"] == "hin:5000" and size["eng"] == "eng:20000" and size["cym"] == "cym:10000"
+    assert set(r["source_size_basis"]) == {"per_language_train_size"}
+
+
 def test_langrankplus_spanish_target_is_kept(obs):
     r = obs[(obs.dataset == "langrankplus") & (obs.model == "mt5") & (obs.task == "xquad") & (obs.target == "spa")]
     assert len(r) == 11 and "spa:87599" not in set(r["train_config"])

@@ -178,7 +178,7 @@ def read_mt5(raw_dir: Path, dropped: list[dict]) -> list[RawObs]:
             for l in langs[(r["task"], r["setting"])]:
                 n = train_size(task, l)
                 mix[l] = n if n is not None else spec.train_size
-            basis = "per_language_train_size" if task == "tydiqa" else "task_default"
+            basis = "per_language_train_size" if task in PER_LANGUAGE_SIZES else "task_default"
             setting = "in-language-multitask"
         else:  # pragma: no cover - the file has only these three
             raise ValueError(f"{path}:{i}: unknown setting {r['setting']!r}")
@@ -193,6 +193,11 @@ def read_mt5(raw_dir: Path, dropped: list[dict]) -> list[RawObs]:
     return out
 
 
+# Tasks whose sources fine-tune on their own language's standard train split, of a size the registry holds per
+# language (features/data/registry_train_sizes.csv): TyDiQA-GoldP, and WikiANN's Rahimi et al. (2019) split, where a
+# source has 100 to 20,000 sentences (Hindi 5,000, Swahili 1,000), not English's 20,000.
+PER_LANGUAGE_SIZES = ("tydiqa", "wikiann")
+
 # ------------------------------------------------------------------------------------------------ LangRankPlus
 LRP_FILES = {"xnli_mt5.csv": ("mt5", "xnli", 100.0), "xnli_xlm-r.csv": ("xlm-r", "xnli", 100.0),
              "xquad_mt5.csv": ("mt5", "xquad", 1.0), "xquad_xlm-r.csv": ("xlm-r", "xquad", 1.0),
@@ -202,7 +207,8 @@ LRP_FILES = {"xnli_mt5.csv": ("mt5", "xnli", 100.0), "xnli_xlm-r.csv": ("xlm-r",
 
 def read_langrankplus(raw_dir: Path) -> list[RawObs]:
     """LangRankPlus full matrices: single source, model size unknown. The source's training-set size is not stated:
-    TyDiQA sources get their GoldP train size (registry), the others the task's usual size (basis task_default).
+    TyDiQA sources get their GoldP train size and WikiANN sources their Rahimi et al. split's (registry), the others
+    the task's usual size (basis task_default).
     The score column is ``f1_score`` in every file, XNLI included (where the other sources report accuracy): we keep
     the source's word, metric=F1, for all LangRankPlus rows."""
     out: list[RawObs] = []
@@ -213,7 +219,7 @@ def read_langrankplus(raw_dir: Path) -> list[RawObs]:
         with open(path, encoding="utf-8") as f:
             for i, r in enumerate(csv.DictReader(f), start=2):
                 src = r["transfer_lang"]
-                n = train_size(task, src) if task == "tydiqa" else None
+                n = train_size(task, src) if task in PER_LANGUAGE_SIZES else None
                 basis = "per_language_train_size" if n is not None else "task_default"
                 out.append(RawObs(
                     dataset="langrankplus", dataset_file=_rel(path, raw_dir),

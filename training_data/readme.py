@@ -48,7 +48,7 @@ COLUMN_DOCS = [
     ("source_size_basis", "where the counts in train_config come from: reported (the source gives them) | "
                           "task_default (the task's English training-set size, e.g. XNLI 392,702) | "
                           "capped_train_size (xpos: min(n_samples, UD train size)) | full_train_size (xpos epochs) | "
-                          "per_language_train_size (TyDiQA-GoldP per-language train sets)"),
+                          "per_language_train_size (TyDiQA-GoldP and WikiANN per-language train sets)"),
     ("score", "0-100 (fractions x100; otherwise exactly as published, printed with 12 significant digits)"),
 ]
 
@@ -127,14 +127,16 @@ def render_readme(report, df: pd.DataFrame, exc: pd.DataFrame, peer: pd.DataFram
     a("- **Training-set sizes.** Where a source says only \"the English training set\", n is the task's real size: "
       "XNLI/MNLI 392,702 · PAWS-X 49,401 · XQuAD and MLQA = SQuAD v1.1 87,599 · TyDiQA-GoldP English 3,696 · "
       "WikiANN 20,000 · CoNLL-2003 14,041 (features.registry). Translate-train copies get the English count. "
-      "LangRankPlus does not give its sources' sizes: TyDiQA sources get their GoldP train size, the others the task "
+      "LangRankPlus does not give its sources' sizes: TyDiQA sources get their GoldP train size and WikiANN sources "
+      "their train size in the Rahimi et al. (2019) split (100 to 20,000 sentences: Hindi 5,000, Welsh 10,000; "
+      "`raw/wikiann_rahimi2019`, from the Hugging Face wikiann card), the others the task "
       "default (`source_size_basis=task_default`). For XQuAD that default is certainly too high: XQuAD has no "
       "training split (1,190 question-answer pairs per language), and LangRankPlus's XQuAD scores (18-29 F1 from "
       "English) are those of a tiny training set. Setting its sources to 1,190 was tried and not kept: it improved "
       "every ranking protocol but taught the trees that ~1,000 examples give ~17 F1, which moved leave-task-out "
       "UD POS predictions for small sources 30-40 points too low (reports/model_experiments.md); the size stays "
-      "the documented default. mT5 WikiAnn in-language-multitask uses 20,000 per language for "
-      "the same reason (the Rahimi et al. per-language sizes are not in our sources).")
+      "the documented default. mT5 WikiAnn in-language-multitask rows carry each language's Rahimi et al. train "
+      "size as well.")
     a("- **xpos source sizes.** `udpos-ft-NNNNN.csv` used n_samples = NNNNN source sentences, and sources with fewer "
       "train sentences used their whole train set: n = min(NNNNN, UD 2.8 train size from udpos-sizes-train.csv). "
       "`udpos-ft-1epoch/3epoch.csv` used the whole train set for 1 / 3 epochs: n = train size. The file's budget is "
