@@ -188,7 +188,7 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
     """Intervals for each tested row, calibrated on residuals of the other folds with the served recipe (Mondrian:
     regime × task type, each residual normalized by the difficulty scale of its predicted score). A protocol with a
     single fold is split into two seeded halves of its ranking groups."""
-    from predictor.intervals import ConformalIntervals
+    from predictor.intervals import ConformalIntervals, interval_bounds
 
     data = proto.data
     fid = fold_ids(proto)
@@ -206,6 +206,7 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
     tt = data["task_type"].astype(str).to_numpy() if "task_type" in data.columns else np.full(len(data), "*")
     reg = np.full(len(data), regime, dtype=object)
     units = (fid.astype(str) if UNIT_OF_ROWS.get(proto.name) == "fold" else data["target"].astype(str).to_numpy())
+    chance = _served_chance(proto, fid)
     out = {l: (np.full(len(data), np.nan), np.full(len(data), np.nan)) for l in levels}
     for i in np.unique(fid[ok]):
         cal = ok & (fid != i)
@@ -215,9 +216,23 @@ def cross_conformal(proto: P.Protocol, pred: np.ndarray, levels=(0.8, 0.9), regi
         ci = ConformalIntervals(levels=levels).fit(resid[cal], reg[cal], tt[cal], scores=pred[cal], units=units[cal])
         for l in levels:
             hw = ci.halfwidth(reg[te], tt[te], l, scores=pred[te])
-            out[l][0][te] = pred[te] - hw
-            out[l][1][te] = pred[te] + hw
+            out[l][0][te], out[l][1][te] = interval_bounds(pred[te], hw, chance[te])
     return out
+
+
+def _served_chance(proto: P.Protocol, fid: np.ndarray) -> np.ndarray:
+    """The chance level the service floors each tested row's interval with: its task's, or, where the fold hides the
+    task (leave-task-out: an unseen id), its task type's, as a task the registry does not know is served."""
+    from predictor.model import chance_levels
+
+    data = proto.data
+    if "task" not in data.columns or "task_type" not in data.columns:
+        return np.zeros(len(data))
+    frame = data[["task", "task_type"]].astype(object).copy()
+    for i, f in enumerate(proto.folds):
+        if "task" in (f.test_overrides or {}):
+            frame.loc[fid == i, "task"] = f.test_overrides["task"]
+    return chance_levels(frame)
 
 
 def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) -> dict[str, dict]:

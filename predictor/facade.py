@@ -25,9 +25,9 @@ from features.queries import combine, normalize, normalize_one, parse_count, par
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import RECORD_RESIDUAL, offset_term, top_reasons
-from predictor.intervals import (ConformalIntervals, evidence_bins, new_task_regimes, probability_best,
-                                 scale_from)
-from predictor.model import TransferRegressor
+from predictor.intervals import (ConformalIntervals, evidence_bins, interval_bounds, new_task_regimes,
+                                 probability_best, scale_from)
+from predictor.model import TransferRegressor, chance_levels
 from predictor.record import Record
 from predictor.treeshap import TreeShap
 
@@ -241,16 +241,15 @@ class TransferPredictor:
             out.append(row)
         return np.array(out, dtype=np.float64).reshape(len(out), len(self.calibration.levels) + 2)
 
-    def _intervals(self, scores: np.ndarray, task_types, regimes) -> dict[str, np.ndarray]:
+    def _intervals(self, scores: np.ndarray, task_types, regimes, chance) -> dict[str, np.ndarray]:
+        """80/90% bounds per answer; `chance` (per answer or one number) floors the lower bound (interval_bounds)."""
         out = {}
         # per distinct (bin, task type): each level's quantile and the regime's difficulty-scale parameters
         table = _per_distinct(self._bin_table, regimes, task_types)
         scale = scale_from(table[:, -2:], scores)
         for j, level in enumerate(self.calibration.levels):
-            h = table[:, j] * scale
             tag = int(round(level * 100))
-            out[f"lower{tag}"] = np.clip(scores - h, 0, 100)
-            out[f"upper{tag}"] = np.clip(scores + h, 0, 100)
+            out[f"lower{tag}"], out[f"upper{tag}"] = interval_bounds(scores, table[:, j] * scale, chance)
         return out
 
     def predict(self, queries: pd.DataFrame) -> pd.DataFrame:
@@ -264,7 +263,8 @@ class TransferPredictor:
             X, s = self._score(norm[ok])
             score[ok] = s
             regimes = self._bins(X, norm.loc[ok, "task"], norm.loc[ok, "target"], norm.loc[ok, "model"])
-            for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy(), regimes).items():
+            for c, v in self._intervals(s, norm.loc[ok, "task_type"].to_numpy(), regimes,
+                                        chance_levels(norm[ok])).items():
                 bounds[c][ok] = v
         out["predicted_score"] = score
         for c, v in bounds.items():
@@ -300,7 +300,8 @@ class TransferPredictor:
         out = pd.DataFrame({"predicted_score": scores})
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
                                     self._bins(X, np.full(len(targets), tspec.id), targets,
-                                               np.full(len(targets), spec.id, dtype=object))).items():
+                                               np.full(len(targets), spec.id, dtype=object)),
+                                    tspec.chance).items():
             out[c] = v
         return out
 
@@ -326,7 +327,8 @@ class TransferPredictor:
         answer["regime"] = self.regime(norm["task"].iloc[0], norm["target"].iloc[0], norm["model"].iloc[0])
         answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"],
                                                                   self._bins(X, norm["task"], norm["target"],
-                                                                             norm["model"])).items()})
+                                                                             norm["model"]),
+                                                                  chance_levels(norm)).items()})
         note = registry.assumed_size(query.get("model"))
         if note:
             answer["notes"] = [note]
@@ -444,7 +446,7 @@ class TransferPredictor:
         bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
                                    np.array([model_id], dtype=object))[0]
         bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), self._ev_pair(X[order]))
-        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins))
+        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins, tspec.chance))
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         gap = self.calibration.best_set_gap(regime)
         if gap is not None:  # the 90% best-source set: candidates within the calibrated gap of the leader
@@ -494,7 +496,8 @@ class TransferPredictor:
         Xk, scores = self._score(rows)
         a, b, r2 = fit_log_curve(ks, scores)
         intervals = self._intervals(scores, rows["task_type"].to_numpy(),
-                                    self._bins(Xk, rows["task"], rows["target"], rows["model"]))
+                                    self._bins(Xk, rows["task"], rows["target"], rows["model"]),
+                                    chance_levels(rows))
         points = [{"k": int(k), "score": float(s), **{c: float(v[i]) for c, v in intervals.items()}}
                   for i, (k, s) in enumerate(zip(ks, scores))]
         reach = None

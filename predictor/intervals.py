@@ -21,6 +21,9 @@ without; a k > 0 bin did not close it: those rows belong to a few targets, and t
 A task the record has no rows for (served from its type alone) is a bin of its own, NEW_TASK, calibrated on
 leave-task-out residuals.
 
+Bounds (`interval_bounds`): inside 0–100, the lower one at most CHANCE_SLACK below the task's chance level; the
+facade and `xlt evaluate`'s coverage use the same function, so the reported coverage is that of the served bounds.
+
 Units: the errors of one held-out unit (a target language, a task, a results matrix, a model family) move together,
 so a bin's quantile says something about a *new* unit only when its residuals come from several of them. A regime ×
 task type bin (or a regime) whose residuals span fewer than MIN_UNITS held-out units is no narrower than the coarser
@@ -48,6 +51,24 @@ MIN_UNITS = 3   # a bin of residuals from fewer held-out units is no narrower th
 SCALE = "exp(slope·(edge − center)), edge = min(score, 100 − score) / 50, slope per regime"
 SLOPE_MAX = 2.0       # the fitted slopes are ~1.0 (similarity) and ~0.55 (record)
 MIN_EDGE_SD = 0.05    # predictions spanning less of the scale than this cannot fit a slope
+
+
+# How far below its task's chance level an interval may reach. Below chance a published score falls only by noise: no
+# XNLI or PAWS-X result of the record is below chance (the lowest: 3.8 and 19.6 points above), UD POS's lowest is 5.8
+# points under 1/17. So a 3-way NLI interval no longer reaches 10 (AmericasNLI, Quechua: 10.5-62.5 before).
+CHANCE_SLACK = 5.0
+
+
+def interval_bounds(scores, halfwidths, chance=None) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of `scores ± halfwidths` inside 0-100, the lower bound no more than CHANCE_SLACK below the
+    query's chance level (`chance`: per query or one number; None: no floor). The one rule for the served intervals
+    and the coverage `xlt evaluate` measures of them."""
+    s = np.asarray(scores, dtype=np.float64)
+    h = np.asarray(halfwidths, dtype=np.float64)
+    lower = s - h
+    if chance is not None:
+        lower = np.maximum(lower, np.asarray(chance, dtype=np.float64) - CHANCE_SLACK)
+    return np.clip(lower, 0, 100), np.clip(s + h, 0, 100)
 
 
 def edge(scores) -> np.ndarray:

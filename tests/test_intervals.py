@@ -7,8 +7,8 @@ import pytest
 
 from predictor import evaluate as E
 from predictor import protocols as P
-from predictor.intervals import (NEW_TASK, ConformalIntervals, edge, evidence_bins, fit_scale, new_task_regimes,
-                                 scale_from)
+from predictor.intervals import (CHANCE_SLACK, NEW_TASK, ConformalIntervals, edge, evidence_bins, fit_scale,
+                                 interval_bounds, new_task_regimes, scale_from)
 
 
 def _heteroscedastic(n=20000, seed=0):
@@ -191,6 +191,26 @@ def test_served_widths_follow_the_scale(predictor):
     hw = p.calibration.halfwidth(np.full(len(s), "similarity", dtype=object), np.full(len(s), "ner", dtype=object),
                                  0.8, scores=s)
     assert np.allclose(width[inside], 2 * hw[inside])
+
+
+def test_interval_bounds_stop_a_little_below_chance():
+    lo, hi = interval_bounds([40.0, 60.0, 95.0], [30.0, 5.0, 10.0], chance=[100 / 3, 50.0, 50.0])
+    assert lo.tolist() == pytest.approx([100 / 3 - CHANCE_SLACK, 55.0, 85.0]) and hi.tolist() == [70.0, 65.0, 100.0]
+    lo, hi = interval_bounds([10.0], [30.0])          # no chance level (NER, QA): only the 0-100 scale
+    assert lo.tolist() == [0.0] and hi.tolist() == [40.0]
+
+
+def test_served_intervals_of_a_classification_task_stay_near_chance(predictor):
+    # a 3-way NLI task the record lacks, from English to Quechua: wide, but not down to 10% accuracy
+    q = {"model": "xlm-r-large", "task": "americasnli", "target": "quy", "source": "en"}
+    one = predictor.predict_one(q)
+    assert one["lower90"] >= 100 / 3 - CHANCE_SLACK - 1e-9 and one["upper90"] > one["predicted_score"] + 10
+    table = predictor.rank({k: v for k, v in q.items() if k != "source"}, top=5)
+    assert (table["lower80"] >= 100 / 3 - CHANCE_SLACK - 1e-9).all()
+    curve = predictor.curve({**q, "ks": [0, 10, 100]})
+    assert all(p["lower80"] >= 100 / 3 - CHANCE_SLACK - 1e-9 for p in curve["points"])
+    batch = predictor.predict(pd.DataFrame([q, {**q, "task": "wikiann"}]))
+    assert batch["lower90"].iloc[0] >= 100 / 3 - CHANCE_SLACK - 1e-9 and batch["lower90"].iloc[1] < 20
 
 
 def test_out_of_fold_task_never_sees_the_task():
