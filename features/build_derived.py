@@ -110,6 +110,31 @@ def _iana_records() -> list[dict]:
     return recs
 
 
+def build_collections() -> None:
+    """features/data/language_collections.csv: the IANA registry's ISO 639-5 collection codes (`nah` Nahuatl
+    languages, `oto` Otomian languages, `ber` Berber languages) that are not languages of their own. Datasets use some
+    of them as language ids (AmericasNLI's `nah` and `oto`); features.languages answers such a code with the member
+    languages to choose from instead of a fuzzy guess (`nah` used to suggest Nauru and Amharic)."""
+    from features.languages import COLLECTIONS_CSV, LANGUAGES_CSV
+
+    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
+        known = {r["code"] for r in csv.DictReader(fh)}
+    rows = []
+    for r in _iana_records():
+        sub = r["Subtag"][0]
+        if (r.get("Scope") or [""])[0] == "collection" and len(sub) == 3 and sub not in known:
+            rows.append((sub, r["Description"][0]))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["code", "name"])
+            w.writerows(sorted(rows))
+
+    _atomic_write(COLLECTIONS_CSV, write)
+    print(f"wrote {COLLECTIONS_CSV} ({len(rows)} collections)")
+
+
 def lang2vec_data_dir() -> Path:
     import importlib.util
 
@@ -498,4 +523,5 @@ if __name__ == "__main__":  # pragma: no cover
 
     build_languages()
     add_autonyms()  # native names (中文, Deutsch): the same table `python -m features.languages --rebuild` writes
+    build_collections()
     build_typology()

@@ -33,6 +33,7 @@ from features.errors import UnknownLanguage
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LANGUAGES_CSV = DATA_DIR / "languages.csv"
 ALIASES_CSV = DATA_DIR / "language_aliases.csv"
+COLLECTIONS_CSV = DATA_DIR / "language_collections.csv"   # ISO 639-5 groups (features.build_derived.build_collections)
 
 # Macrolanguage (or near-duplicate code) → the individual language the data sources mean by it.
 # Why: mC4, CC-100, XNLI, UD and Wikipedia write `sw`, `zh`, `ar`, `fa`… and mean the standard variety; URIEL and
@@ -258,8 +259,53 @@ def _resolve_cached(text: str) -> str | _Miss:
         if head not in _CODE_ALIASES:
             code = _ALIASES.get(head)
     if code is None:
+        group = _collections().get(key)
+        if group is not None:  # an ISO 639-5 group (AmericasNLI's `nah`, `oto`): name its languages, no fuzzy guess
+            members = _collection_members(group)
+            return _Miss(f"'{text}' is a group of languages (ISO 639-5: {group}), not one language: give one of its "
+                         f"languages" + (" (the best-documented ones are suggested)" if members else ""),
+                         members, False)
         return _Miss(f"unknown language '{text}'")
     return _canonical(code)
+
+
+@lru_cache(maxsize=1)
+def _collections() -> dict[str, str]:
+    """ISO 639-5 collection code → its name ('nah' → 'Nahuatl languages'); empty without the derived table."""
+    if not COLLECTIONS_CSV.exists():
+        return {}
+    with open(COLLECTIONS_CSV, newline="", encoding="utf-8") as fh:
+        return {r["code"]: r["name"] for r in csv.DictReader(fh)}
+
+
+@lru_cache(maxsize=128)
+def _collection_members(group: str, limit: int = 5) -> tuple[str, ...]:
+    """Labels of up to `limit` languages of a collection: those under the URIEL family node of its name ('Slavic
+    languages' → node 'Slavic'), else those whose name holds it ('Nahuatl languages' → '… Nahuatl'; 'Otomian' →
+    '… Otomi'), best documented first (most URIEL values observed), then by code."""
+    from features import typology
+
+    stem = group.removesuffix(" languages").strip()
+    store = typology._store()
+    names = [str(n).lower() for n in store.fam_names]
+    node = {i for i, n in enumerate(names) if n == stem.lower()}
+    codes: list[str] = []
+    if node:
+        codes = [str(c) for c, path in zip(store.codes, store.paths) if node & set(int(x) for x in path if x >= 0)]
+    if not codes:
+        words = {stem.lower()} | ({stem.lower()[:-2]} if stem.lower().endswith("an") and len(stem) > 5 else set())
+        codes = [c for c, lang in _LANGS.items() if any(w in lang.name.lower().replace("-", " ").split()
+                                                            or w in lang.name.lower() for w in words)]
+    observed = _observed_counts()
+    codes = [c for c in codes if c in _LANGS]
+    best = sorted(codes, key=lambda c: (-observed.get(c, 0), c))[:limit]
+    return tuple(_LANGS[c].label() for c in best)
+
+
+@lru_cache(maxsize=1)
+def _observed_counts() -> dict[str, int]:
+    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
+        return {r["code"]: int(r["uriel_observed"] or 0) for r in csv.DictReader(fh)}
 
 
 def _lookup(text: str) -> str | None:

@@ -261,3 +261,18 @@ def test_every_alias_resolves_to_a_canonical_fixed_point():
         if lang.iso1:
             assert L.resolve_code(lang.iso1) == lang.code
         assert len(lang.script) == 4 and lang.script[0].isupper()
+
+
+def test_a_group_code_names_its_languages():
+    # AmericasNLI writes Nahuatl and Otomí as ISO 639-5 groups; the answer says so and offers member languages
+    with pytest.raises(UnknownLanguage) as exc:
+        L.resolve_code("nah")
+    assert "group of languages" in exc.value.message and "Nahuatl languages" in exc.value.message
+    assert exc.value.suggestions and all("Nahuatl" in s for s in exc.value.suggestions)
+    with pytest.raises(UnknownLanguage) as exc:
+        L.resolve_code("oto")
+    assert "Mezquital Otomi (ote)" in exc.value.suggestions
+    with pytest.raises(UnknownLanguage) as exc:
+        L.resolve_code("sla")
+    assert {"Russian (rus)", "Polish (pol)"} <= set(exc.value.suggestions)
+    assert L.resolve_code("ote") == "ote"   # a member itself resolves
