@@ -38,7 +38,7 @@ def describe(feature: str, value: float) -> str:
     if feature == SOURCE_RECORD and value == 0.0:  # other candidates have a record, this one has none
         return "no published result of this source on the task's other targets"
     if feature == PAIR_RECORD and value == 0.0:
-        return "no published result of this source for this target with this model"
+        return "no published result of this source for this target with this model or another size of it"
     if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD, PAIR_RECORD):  # signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):

@@ -230,6 +230,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                 served = fitted[sel] + self.query_offsets(norm.iloc[sel])
                 self.pair_offsets_.fit(norm["model"].to_numpy(dtype=object)[sel], norm["task"].to_numpy(dtype=object)[sel],
                                        langs[comp], norm["target"].to_numpy(dtype=object)[sel], y[sel] - served)
+                self.pair_offsets_.attach_record(self.residuals_.cells())
         return self
 
     def _fit_member(self, arrs, y, w, Xc, rows, chance, types, seed: int, n_trees: int):
@@ -499,7 +500,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         model.source_offsets_ = (SourceOffsets.from_csv(files["source_offsets.csv"].decode())
                                  if "source_offsets.csv" in files else SourceOffsets())
         model.pair_offsets_ = (PairOffsets.from_csv(files["pair_offsets.csv"].decode())
-                               if "pair_offsets.csv" in files else PairOffsets())
+                               if "pair_offsets.csv" in files else PairOffsets()).attach_record(model.residuals_.cells())
         return model
 
 

@@ -17,6 +17,8 @@ sources).
 from __future__ import annotations
 
 import io
+import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,11 @@ def _non_decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 class RecordResiduals:
     """Per (model, task, target): offset(k) learned from the record's residuals; 0 where the record is silent."""
+
+    def cells(self) -> set[tuple[str, str, str]]:
+        """The (model, task, target) cells the record holds any result of."""
+        t = self.table_
+        return set(zip(t["model"].astype(str), t["task"].astype(str), t["target"].astype(str)))
 
     COLUMNS = ("model", "task", "target", "k", "offset", "rows")
 
@@ -280,6 +287,21 @@ class SourceOffsets:
 PAIR_PRIOR = 2.0
 
 
+@lru_cache(maxsize=None)
+def _sized_siblings(model: str) -> tuple[str, ...]:
+    """The other sized models of `model`'s family, nearest in parameters first; () for an unsized or unknown model."""
+    from features import registry
+
+    try:
+        spec = registry.resolve_model(model, allow_unsized=True)
+    except Exception:
+        return ()
+    if not spec.n_params:
+        return ()
+    others = [m for m in registry.models() if m.family == spec.family and m.n_params and m.id != spec.id]
+    return tuple(m.id for m in sorted(others, key=lambda m: (abs(math.log(m.n_params / spec.n_params)), m.n_params)))
+
+
 class PairOffsets:
     """Per (model, task, source, target) the record holds as a single-source zero-shot result: what the served
     model (trees + the target's record offset) still misses on that very pair, shrunk by PAIR_PRIOR pseudo-results.
@@ -293,6 +315,13 @@ class PairOffsets:
     runs; the target's offset, −0.3, is set by its 40 multi-source SumEval mixes); 69.4 with the pair's offset
     (reports/pair_offsets.md). Where a pair is published at several sizes or runs, its offset predicts another one:
     xpos's 10,000-sentence file held out, RMSE 5.91 → 4.18 and top-1 0.42 → 0.67 over 105 targets.
+
+    A sized model that holds no result for a target borrows the pairs of the nearest size of its family that does
+    (`sibling`): XLM-R large has no UD POS result for Slovak, XLM-R base has 585 (Czech leads them, 95.9), and
+    without them xlt put Polish, Slovene and Croatian ahead of Czech for XLM-R large, within a point of each other.
+    Sizes share their pretraining corpus and tokenizer, so which source a target prefers carries over; the trees
+    already read the family's pair evidence, the offset is the part of it they miss. Unsized models (LangRankPlus's
+    `mt5`, `xlm-r`) neither lend nor borrow.
 
     The residuals are in-sample (the trees saw these rows, with their evidence masked at random), so they are
     smaller than a held-out pair's; the offset is constant in the amount of data (monotonicity in data holds), it
@@ -323,26 +352,55 @@ class PairOffsets:
         t = self.table_
         self._map: dict[tuple[str, str, str, str], float] = {}
         self._cells: set[tuple[str, str]] = set()
+        self._held: set[tuple[str, str, str]] = set()
+        self._siblings: dict[tuple[str, str, str], str | None] = {}
+        self._recorded: set[tuple[str, str, str]] = getattr(self, "_recorded", set())
         if len(t) == 0:
             return
         keys = zip(t["model"].astype(str), t["task"].astype(str), t["target"].astype(str), t["source"].astype(str))
         self._map = dict(zip(keys, t["offset"].to_numpy(dtype=np.float64).tolist()))
         self._cells = set(zip(t["model"].astype(str), t["task"].astype(str)))
+        self._held = {k[:3] for k in self._map}
 
     def holds(self, model: str, task: str) -> bool:
-        """Whether the record holds a single-source result of this very (model, task)."""
-        return (str(model), str(task)) in self._cells
+        """Whether the record holds a single-source result of this (model, task), or of another size of its family."""
+        model, task = str(model), str(task)
+        return (model, task) in self._cells or any((m, task) in self._cells for m in _sized_siblings(model))
+
+    def attach_record(self, recorded) -> "PairOffsets":
+        """The (model, task, target) cells the record holds any result of (mixes included; RecordResiduals): a model
+        with results of its own for a target borrows no sibling's pairs there (its own mixes already place it)."""
+        self._recorded = {(str(m), str(t), str(g)) for m, t, g in recorded}
+        self._siblings = {}
+        return self
+
+    def sibling(self, model: str, task: str, target: str) -> str | None:
+        """The model whose pair results a component of (model, task, target) reads: the model itself where the
+        record holds a pair of this target for it; None where the record holds only its mixes for the target; else
+        the nearest size of its family that holds pairs of the target, else None."""
+        key = (str(model), str(task), str(target))
+        if key in self._held:
+            return key[0]
+        if key in self._recorded:
+            return None
+        if key not in self._siblings:
+            self._siblings[key] = next((m for m in _sized_siblings(key[0]) if (m, key[1], key[2]) in self._held),
+                                       None)
+        return self._siblings[key]
 
     def offsets(self, models, tasks, targets, sources) -> np.ndarray:
-        """Offset per component (0 where the record holds no result of its model, task, source and target)."""
+        """Offset per component (0 where neither the model nor another size of its family holds a result of this
+        task, source and target)."""
         out = np.zeros(len(sources))
         if not self._map:
             return out
         get = self._map.get
-        for i, key in enumerate(zip(models, tasks, targets, sources)):
-            v = get(key)
-            if v is not None:
-                out[i] = v
+        for i, (model, task, target, source) in enumerate(zip(models, tasks, targets, sources)):
+            donor = self.sibling(model, task, target)
+            if donor is not None:
+                v = get((donor, task, target, source))
+                if v is not None:
+                    out[i] = v
         return out
 
     def to_csv(self) -> str:

@@ -71,9 +71,20 @@ def test_monotone_constraints_cover_every_data_amount(fitted):
     assert {f for f, c in cons.items() if c == 1} == {"log_source_size", "log1p_other_sources", "log1p_other_related", "log1p_k",
                                                         "n_source_languages", "same_script", "same_family",
                                                         "src_pretrain_log", "tgt_pretrain_log",
-                                                        "tgt_relative_pretrain_log", *EVIDENCE_FEATURES}
+                                                        "tgt_relative_pretrain_log", "model_log_params",
+                                                        *EVIDENCE_FEATURES}
     assert {f for f, c in cons.items() if c == -1} == {"dist_genetic", "dist_syntactic", "dist_geographic"}
     assert "ev_source" not in cons, "a source's own record is a popularity proxy: not a model feature"
+
+
+def test_a_larger_model_of_a_family_never_scores_lower(predictor):
+    # targets the record holds for no model (where it does, each model's own published result leads, as it should)
+    for family in (("xlm-r-base", "xlm-r-large", "xlm-r-xl", "xlm-r-xxl"),
+                   ("mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl")):
+        for task, target in (("xnli", "lug"), ("wikiann", "tsn"), ("udpos", "haw"), ("tydiqa", "sot")):
+            q = pd.DataFrame([{"model": m, "task": task, "source": "en", "target": target} for m in family])
+            s = predictor.predict(q)["predicted_score"].to_numpy()
+            assert np.all(np.diff(s) >= -1e-9), (task, target, dict(zip(family, s.round(2))))
 
 
 def test_the_records_residual_shifts_a_recorded_target_and_leaves_an_unrecorded_one_alone(fitted):
