@@ -27,11 +27,17 @@ from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
 from predictor.explain import RECORD_RESIDUAL, offset_term, top_reasons
 from predictor.intervals import (ConformalIntervals, evidence_bins, interval_bounds, new_task_regimes,
                                  probability_best, scale_from)
-from predictor.model import TransferRegressor, chance_levels
+from predictor.model import TransferRegressor, chance_level, chance_levels
 from predictor.record import Record
 from predictor.treeshap import TreeShap
 
 log = logging.getLogger("xlt.predictor")
+
+
+def _chance_of(tspec) -> float:
+    """The chance level of a resolved task as `chance_levels` gives it per query (rounded up to 4 decimals), so a
+    ranking's and an all-pairs file's interval floors equal /predict's to the last bit."""
+    return chance_level(tspec.id, tspec.task_type)
 
 MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
@@ -301,7 +307,7 @@ class TransferPredictor:
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
                                     self._bins(X, np.full(len(targets), tspec.id), targets,
                                                np.full(len(targets), spec.id, dtype=object)),
-                                    tspec.chance).items():
+                                    _chance_of(tspec)).items():
             out[c] = v
         return out
 
@@ -446,7 +452,7 @@ class TransferPredictor:
         bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
                                    np.array([model_id], dtype=object))[0]
         bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), self._ev_pair(X[order]))
-        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins, tspec.chance))
+        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins, _chance_of(tspec)))
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         gap = self.calibration.best_set_gap(regime)
         if gap is not None:  # the 90% best-source set: candidates within the calibrated gap of the leader

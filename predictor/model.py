@@ -104,6 +104,11 @@ def _chance_small(tasks: np.ndarray, task_types: np.ndarray) -> np.ndarray:
     return out
 
 
+def chance_level(task: str, task_type: str) -> float:
+    """`chance_levels` of one (task, task type): the same value, rounded the same way, without a frame."""
+    return float(_chance_small(np.array([task], dtype=object), np.array([task_type], dtype=object))[0])
+
+
 def chance_levels(norm: pd.DataFrame) -> np.ndarray:
     """Per query: its task's chance level (registry), or its task type's for a task the registry does not know."""
     if len(norm) < SMALL_N:
