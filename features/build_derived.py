@@ -390,7 +390,8 @@ def relative_fallback(langs: np.ndarray, knn: np.ndarray, observed: np.ndarray, 
     from lang2vec takes its relative's typology, coordinates and family path (its `observed` share stays 0: nothing
     was observed for it); a language without a family path takes the first `shared_levels` nodes of its relative's
     path (graded: it shares the family and its named branches, no deeper node)."""
-    rows = list(csv.DictReader(open(TYPOLOGY_PROXIES, newline="", encoding="utf-8")))
+    with open(TYPOLOGY_PROXIES, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     idx = {str(c): i for i, c in enumerate(langs)}
     added: list[str] = []
     paths_set: list[str] = []

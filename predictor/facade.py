@@ -33,12 +33,6 @@ from predictor.treeshap import TreeShap
 
 log = logging.getLogger("xlt.predictor")
 
-
-def _chance_of(tspec) -> float:
-    """The chance level of a resolved task as `chance_levels` gives it per query (rounded up to 4 decimals), so a
-    ranking's and an all-pairs file's interval floors equal /predict's to the last bit."""
-    return chance_level(tspec.id, tspec.task_type)
-
 MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.csv"
@@ -307,7 +301,7 @@ class TransferPredictor:
         for c, v in self._intervals(scores, np.full(len(scores), tspec.task_type),
                                     self._bins(X, np.full(len(targets), tspec.id), targets,
                                                np.full(len(targets), spec.id, dtype=object)),
-                                    _chance_of(tspec)).items():
+                                    chance_level(tspec.id, tspec.task_type)).items():
             out[c] = v
         return out
 
@@ -452,7 +446,8 @@ class TransferPredictor:
         bin_regime = self._regimes(np.array([task_id], dtype=object), np.array([target], dtype=object),
                                    np.array([model_id], dtype=object))[0]
         bins = evidence_bins(np.full(len(order), bin_regime, dtype=object), self._ev_pair(X[order]))
-        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins, _chance_of(tspec)))
+        cols.update(self._intervals(ranked, np.full(len(order), ttype, dtype=object), bins,
+                                    chance_level(task_id, ttype)))
         cols["p_best"] = probability_best(scores, self.calibration.within_target_sd_)[order]
         gap = self.calibration.best_set_gap(regime)
         if gap is not None:  # the 90% best-source set: candidates within the calibrated gap of the leader

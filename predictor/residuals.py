@@ -334,6 +334,7 @@ class PairOffsets:
     def __init__(self, prior: float = PAIR_PRIOR):
         self.prior = prior
         self.table_ = pd.DataFrame(columns=list(self.COLUMNS))
+        self._recorded: set[tuple[str, str, str]] = set()   # attach_record
         self._index()
 
     def fit(self, models, tasks, sources, targets, residuals) -> "PairOffsets":
@@ -354,7 +355,6 @@ class PairOffsets:
         self._cells: set[tuple[str, str]] = set()
         self._held: set[tuple[str, str, str]] = set()
         self._siblings: dict[tuple[str, str, str], str | None] = {}
-        self._recorded: set[tuple[str, str, str]] = getattr(self, "_recorded", set())
         if len(t) == 0:
             return
         keys = zip(t["model"].astype(str), t["task"].astype(str), t["target"].astype(str), t["source"].astype(str))
