@@ -41,7 +41,28 @@ def _non_decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full(c, m) for m, _, c in blocks])
 
 
-class RecordResiduals:
+class _CsvTable:
+    """A fitted look-up persisted as its one table (`table_`, columns COLUMNS): written at full float precision, read
+    back with its language and task columns kept as strings (`keep_default_na=False`: the language code "nan" is not
+    a missing value), then re-indexed. `from_csv`'s positional arguments are the constructor's."""
+
+    COLUMNS: tuple[str, ...] = ()
+    KEYS = ("model", "task", "source", "target")
+
+    def to_csv(self) -> str:
+        return self.table_.to_csv(index=False, float_format="%.17g")
+
+    @classmethod
+    def from_csv(cls, text: str, *args):
+        self = cls(*args)
+        t = pd.read_csv(io.StringIO(text), dtype={c: str for c in cls.KEYS if c in cls.COLUMNS}, keep_default_na=False)
+        self.table_ = t[list(cls.COLUMNS)]
+        self._index()
+        return self
+
+
+
+class RecordResiduals(_CsvTable):
     """Per (model, task, target): offset(k) learned from the record's residuals; 0 where the record is silent."""
 
     def cells(self) -> set[tuple[str, str, str]]:
@@ -107,23 +128,13 @@ class RecordResiduals:
         return (str(model), str(task), str(target)) in self._cells
 
     # ------------------------------------------------------------------ persistence (CSV, no pickle)
-    def to_csv(self) -> str:
-        return self.table_.to_csv(index=False, float_format="%.17g")
-
-    @classmethod
-    def from_csv(cls, text: str, shrinkage: float = SHRINKAGE) -> "RecordResiduals":
-        self = cls(shrinkage)
-        t = pd.read_csv(io.StringIO(text), dtype={"model": str, "task": str, "target": str}, keep_default_na=False)
-        self.table_ = t[list(cls.COLUMNS)]
-        self._index()
-        return self
 
 
 SOURCE_PRIOR = 2.0   # pseudo-targets at deviation 0, each as close as the closest published target
 TARGET_TAU = 0.1     # closeness scale of the target kernel (mean of genetic, syntactic, geographic distance)
 
 
-class SourceOffsets:
+class SourceOffsets(_CsvTable):
     """Per (model, task, source): how much better this source did than the trees expected on the task's other
     targets, *near the query's target*, when those targets were treated as unseen. Added to a source's score
     where the target is unseen.
@@ -266,17 +277,6 @@ class SourceOffsets:
             ok = ~np.isnan(pos)
             out[rows[ok]] = off[pos[ok].astype(np.int64)]
 
-    def to_csv(self) -> str:
-        return self.table_.to_csv(index=False, float_format="%.17g")
-
-    @classmethod
-    def from_csv(cls, text: str, prior: float = SOURCE_PRIOR, tau: float = TARGET_TAU) -> "SourceOffsets":
-        self = cls(prior, tau)
-        t = pd.read_csv(io.StringIO(text), dtype={"model": str, "task": str, "source": str, "target": str},
-                        keep_default_na=False)
-        self.table_ = t[list(cls.COLUMNS)]
-        self._index()
-        return self
 
 
 # pseudo-results at residual 0: one published result of a pair moves its offset a third of the way. On the seen
@@ -302,7 +302,7 @@ def _sized_siblings(model: str) -> tuple[str, ...]:
     return tuple(m.id for m in sorted(others, key=lambda m: (abs(math.log(m.n_params / spec.n_params)), m.n_params)))
 
 
-class PairOffsets:
+class PairOffsets(_CsvTable):
     """Per (model, task, source, target) the record holds as a single-source zero-shot result: what the served
     model (trees + the target's record offset) still misses on that very pair, shrunk by PAIR_PRIOR pseudo-results.
     Added to that source's component where the record holds the target (the record regime).
@@ -403,14 +403,3 @@ class PairOffsets:
                     out[i] = v
         return out
 
-    def to_csv(self) -> str:
-        return self.table_.to_csv(index=False, float_format="%.17g")
-
-    @classmethod
-    def from_csv(cls, text: str, prior: float = PAIR_PRIOR) -> "PairOffsets":
-        self = cls(prior)
-        t = pd.read_csv(io.StringIO(text), dtype={"model": str, "task": str, "source": str, "target": str},
-                        keep_default_na=False)
-        self.table_ = t[list(cls.COLUMNS)]
-        self._index()
-        return self
