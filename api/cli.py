@@ -278,7 +278,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.
     os.environ["XLT_READ_TIMEOUT_S"] = str(read_timeout)
     typer.echo(f"xlt: serving on http://{host}:{port} with {n} worker{'s' if n > 1 else ''} (docs at /docs)", err=True)
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n, log_level=log_level,
-                access_log=False, timeout_keep_alive=keep_alive, server_header=False)
+                access_log=False, timeout_keep_alive=keep_alive, server_header=False, http="httptools")
 
 
 @app.command()
