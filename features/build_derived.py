@@ -251,7 +251,6 @@ def build_languages() -> None:
     rows = []
     for code in sorted(three):
         info = three[code]
-        canon = MACROLANGUAGE_POLICY.get(code, code)
         iso1 = three_to_two.get(code)
         # CLDR's English name where the language has a two-letter code ("Greek", not "Modern Greek (1453-)")
         name = LC.get(iso1, normalize=False).display_name() if iso1 else clean(info["desc"][0])

@@ -97,25 +97,28 @@ class Language:
         return f"{self.name} ({self.code})"
 
 
-def _load() -> tuple[dict[str, Language], dict[str, str], dict[str, str]]:
-    """Read the derived tables: code → Language, alias (lower-case) → code, code → macrolanguage code."""
+def _load() -> tuple[dict[str, Language], dict[str, str], dict[str, str], dict[str, int]]:
+    """Read the derived tables: code → Language, alias (lower-case) → code, code → macrolanguage code, code → URIEL
+    values observed (how well documented a language is: orders suggestions)."""
     langs: dict[str, Language] = {}
     macro: dict[str, str] = {}
     aliases: dict[str, str] = {}
+    observed: dict[str, int] = {}
     if not LANGUAGES_CSV.exists():  # only while `--rebuild` creates them
-        return langs, aliases, macro
+        return langs, aliases, macro, observed
     with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             langs[row["code"]] = Language(row["code"], row["name"], row["script"], row["iso1"] or None)
             if row["macro"]:
                 macro[row["code"]] = row["macro"]
+            observed[row["code"]] = int(row["uriel_observed"] or 0)
     with open(ALIASES_CSV, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             aliases[row["alias"]] = row["code"]
-    return langs, aliases, macro
+    return langs, aliases, macro, observed
 
 
-_LANGS, _ALIASES, MACRO_OF = _load()
+_LANGS, _ALIASES, MACRO_OF, _OBSERVED = _load()
 # Codes a user may write: every ISO 639-3 code in the table, two-letter codes, ISO 639-2/B codes (only these may be
 # the first subtag of a BCP-47 / Flores tag; names may not).
 _CODE_ALIASES = {a: c for a, c in _ALIASES.items() if a.isascii() and a.isalpha() and len(a) in (2, 3)}
@@ -296,16 +299,9 @@ def _collection_members(group: str, limit: int = 5) -> tuple[str, ...]:
         words = {stem.lower()} | ({stem.lower()[:-2]} if stem.lower().endswith("an") and len(stem) > 5 else set())
         codes = [c for c, lang in _LANGS.items() if any(w in lang.name.lower().replace("-", " ").split()
                                                             or w in lang.name.lower() for w in words)]
-    observed = _observed_counts()
     codes = [c for c in codes if c in _LANGS]
-    best = sorted(codes, key=lambda c: (-observed.get(c, 0), c))[:limit]
+    best = sorted(codes, key=lambda c: (-_OBSERVED.get(c, 0), c))[:limit]
     return tuple(_LANGS[c].label() for c in best)
-
-
-@lru_cache(maxsize=1)
-def _observed_counts() -> dict[str, int]:
-    with open(LANGUAGES_CSV, newline="", encoding="utf-8") as fh:
-        return {r["code"]: int(r["uriel_observed"] or 0) for r in csv.DictReader(fh)}
 
 
 def _lookup(text: str) -> str | None:
@@ -466,10 +462,10 @@ def autonym_aliases(existing: dict[str, str]) -> dict[str, tuple[str, str]]:
 
 
 def _reload() -> None:
-    global _LANGS, _ALIASES, MACRO_OF, _CODE_ALIASES
-    _LANGS, _ALIASES, MACRO_OF = _load()
+    global _LANGS, _ALIASES, MACRO_OF, _OBSERVED, _CODE_ALIASES
+    _LANGS, _ALIASES, MACRO_OF, _OBSERVED = _load()
     _CODE_ALIASES = {a: c for a, c in _ALIASES.items() if a.isascii() and a.isalpha() and len(a) in (2, 3)}
-    for cached in (_resolve_cached, _suggest, _matcher):
+    for cached in (_resolve_cached, _suggest, _matcher, _collections, _collection_members):
         cached.cache_clear()
 
 

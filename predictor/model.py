@@ -113,17 +113,11 @@ def chance_levels(norm: pd.DataFrame) -> np.ndarray:
     """Per query: its task's chance level (registry), or its task type's for a task the registry does not know."""
     if len(norm) < SMALL_N:
         return _chance_small(norm["task"].to_numpy(dtype=object), norm["task_type"].to_numpy(dtype=object))
-
-    def one(key: str) -> float:
-        task, _, ttype = key.partition("\x00")
-        try:
-            return float(registry.resolve_task(task).chance)
-        except Exception:
-            return float(registry.CHANCE_BY_TYPE.get(ttype, 0.0))
     keys = (norm["task"].astype(str) + "\x00" + norm["task_type"].astype(str)).to_numpy(dtype=object)
     codes, uniq = pd.factorize(keys)
     # rounded *up* to the 4 decimals scores are written with, so a floored score never prints below chance
-    table = np.ceil(np.array([one(u) for u in uniq] + [0.0]) * 1e4) / 1e4
+    raw = [_chance(*u.split("\x00", 1)) for u in uniq]   # (task, task type)
+    table = np.ceil(np.array(raw + [0.0]) * 1e4) / 1e4
     return table[codes]
 
 
