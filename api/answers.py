@@ -49,11 +49,12 @@ def rank_answer(p, query: dict, candidates: list[str] | None = None, top: int | 
     items = [{"rank": i + 1, "source": cols["source"][i], "name": cols["name"][i],
               "score": cols["predicted_score"][i], "lower80": cols["lower80"][i], "upper80": cols["upper80"][i],
               "lower90": cols["lower90"][i], "upper90": cols["upper90"][i], "p_best": cols["p_best"][i],
+              "source_size": cols["source_size"][i], "size_published": cols["size_published"][i],
               "reasons": _reasons(rs[i]) if rs is not None else None,
               "in_best_set": bool(cols["in_best_set"][i]) if "in_best_set" in cols else None} for i in range(len(df))]
     return {"sources": items, "model": query.get("model"), "task": query.get("task"), "target": query.get("target"),
             "k": query.get("k"), "n_candidates": len(items) if top is None else None,
-            "regime": df.regime}
+            "regime": df.regime, "candidate_sizes": query.get("candidate_sizes") or "assumed"}
 
 
 def _reasons(value):

@@ -343,13 +343,17 @@ def rank(model: ModelOpt, task: TaskOpt, target: TargetOpt,
                                                                 "pretraining languages)")] = None,
          top: Annotated[Optional[int], typer.Option(help="Show only the best N")] = None,
          source_size: SizeOpt = None, k: KOpt = None, task_type: TaskTypeOpt = None,
+         candidate_sizes: Annotated[str, typer.Option(help="assumed: every candidate at --source-size (compares "
+                                                           "languages); published: each at its own training-set size "
+                                                           "for the task where xlt holds one")] = "assumed",
          output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write CSV/Parquet/JSON")] = None,
          json_out: JsonOpt = False):
     """Rank candidate source languages for a target (score, interval, P(best), top SHAP reasons)."""
     from api.answers import rank_answer
 
     q = {key: v for key, v in {"model": model, "task": task, "task_type": task_type, "target": target,
-                               "source_size": source_size, "k": k}.items() if v is not None}
+                               "source_size": source_size, "k": k, "candidate_sizes": candidate_sizes}.items()
+         if v is not None}
     cands = [c.strip() for c in candidates.split(",") if c.strip()] if candidates is not None else None
     ans = rank_answer(_predictor(), q, cands, top)
     if output:
@@ -357,9 +361,12 @@ def rank(model: ModelOpt, task: TaskOpt, target: TargetOpt,
                        "reasons": "; ".join(r["text"] for r in s["reasons"] or [])} for s in ans["sources"]], output)
     if json_out:
         return _print_json(ans)
-    _table(f"Sources for {target} · {task} · {model}", ["#", "source", "score", "80% interval", "P(best)", "why"],
-           [[s["rank"], f"{s['name']} ({s['source']})", s["score"], f"{s['lower80']:.1f}–{s['upper80']:.1f}",
-             f"{100 * s['p_best']:.0f}%", "; ".join(r["text"] for r in s["reasons"] or [])] for s in ans["sources"]])
+    sized = ans.get("candidate_sizes") == "published"  # the examples column only where they differ per candidate
+    _table(f"Sources for {target} · {task} · {model}",
+           ["#", "source", *(["examples"] if sized else []), "score", "80% interval", "P(best)", "why"],
+           [[s["rank"], f"{s['name']} ({s['source']})", *([f"{s['source_size']:,}" + ("" if s["size_published"] else " (assumed)")] if sized else []), s["score"],
+             f"{s['lower80']:.1f}–{s['upper80']:.1f}", f"{100 * s['p_best']:.0f}%",
+             "; ".join(r["text"] for r in s["reasons"] or [])] for s in ans["sources"]])
 
 
 @app.command()

@@ -6,7 +6,7 @@ fields, so the predictor only sees well-formed values; what only the domain can 
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -69,6 +69,10 @@ class RankRequest(TaskQuery):
                                                   "you see where it ranks")
     source_size: Annotated[int, Field(ge=1, le=MAX_EXAMPLES)] | None = Field(
         None, description="Examples per candidate source (default: the task's usual training-set size)")
+    candidate_sizes: Literal["assumed", "published"] = Field(
+        "assumed", description="'assumed': every candidate at `source_size` (compares languages); 'published': each "
+                               "candidate at its own training-set size for this task where xlt holds one (TyDiQA, UD "
+                               "POS, WikiANN), `source_size` elsewhere (compares the datasets that exist)")
     k: Annotated[int, Field(ge=0, le=MAX_K)] | None = None
     top: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] | None = Field(None, description="Return only the best N")
     reasons: Annotated[int, Field(ge=0, le=10)] = Field(3, description="SHAP reasons per source")
@@ -154,6 +158,10 @@ class RankedSource(_Out):
     lower90: float
     upper90: float
     p_best: float = Field(description="Probability that this source is the best of the candidates")
+    source_size: int | None = Field(None, description="Examples of this source the score assumes")
+    size_published: bool | None = Field(None, description="Whether `source_size` is this source's published "
+                                                          "training-set size for the task (candidate_sizes="
+                                                          "'published'), not an assumed one")
     in_best_set: bool | None = Field(None, description="In the 90% best-source set: the truly best source is in "
                                                        "this set in 90% of held-out targets (conformal, per regime)")
     reasons: list[Reason] | None = Field(
@@ -169,6 +177,7 @@ class RankResponse(_Out):
     k: int | None = None
     n_candidates: int | None = Field(None, description="How many candidates were ranked (null when `top` cut the list)")
     regime: str | None = Field(None, description="'record' or 'similarity' (see /predict)")
+    candidate_sizes: str | None = Field(None, description="How the candidates were sized (see the request)")
 
 
 class CurvePoint(_Out):

@@ -38,6 +38,12 @@ CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.csv"
 RECORD_FILE = "record.json"
 MAX_CANDIDATES = 1000
+# How /rank sizes its candidates. "assumed": every candidate at one size (`source_size`, default the task's usual
+# training-set size), so the ranking compares languages, not datasets; the default, and what the plausibility
+# properties are stated for. "published": each candidate at its own training-set size for the task where xlt holds
+# one (registry_train_sizes.csv: TyDiQA-GoldP, UD POS, WikiANN), the assumed size elsewhere; for "which existing
+# dataset should I train on?" (WikiANN's Zulu has 100 training sentences, English 20,000).
+CANDIDATE_SIZES = ("assumed", "published")
 ENGLISH = "eng"
 WARM_MODEL = "xlm-r-large"  # the model the warm-up asks about; its pretraining languages' pairs are featurized then
 
@@ -175,7 +181,7 @@ class TransferPredictor:
         model = registry.resolve_model(q["model"]).id
         target = resolve_code(q["target"])
         cands = tuple(c for c in (ENGLISH, "deu", "fra", "hin") if c != target)
-        self._rank_compute((model, q["task"], None, target, cands, None, None, None, 3, 5))
+        self._rank_compute((model, q["task"], None, target, cands, None, None, None, 3, 5, "assumed"))
 
     def _bins(self, X, tasks, targets, models) -> np.ndarray:
         """Calibration bin per answer: regime (record / similarity) + whether the record holds the pair itself."""
@@ -377,6 +383,10 @@ class TransferPredictor:
         """`rank` as plain columns (numpy arrays and lists, rank order) and the regime: what an answer is built
         from without a DataFrame (shared by every caller of the same question: do not mutate)."""
         base = {k: v for k, v in query.items() if k not in ("source", "train_config", "candidates", "top")}
+        sizing = _opt_str(base.get("candidate_sizes"), "candidate_sizes") or CANDIDATE_SIZES[0]
+        if sizing not in CANDIDATE_SIZES:
+            raise BadValue(f"candidate_sizes must be one of {', '.join(CANDIDATE_SIZES)}, got {sizing!r}",
+                           field="candidate_sizes")
         model = registry.resolve_model(_str_field(_req(base, "model"), "model"))
         target = _field(resolve_code, _req(base, "target"), "target")
         task_spec = registry.resolve_task(_str_field(_req(base, "task"), "task"),
@@ -419,19 +429,24 @@ class TransferPredictor:
                 raise BadValue("top must be >= 1", field="top")
         key = (model.id, _str_field(_req(base, "task"), "task"), _opt_str(base.get("task_type"), "task_type"), target,
                cands, _opt_count(base.get("source_size"), "source_size"), _opt_count(base.get("k"), "k"), top,
-               int(reasons), int(reasons_top))
+               int(reasons), int(reasons_top), sizing)
         return self._rank_memo(key)
 
     def _rank_compute(self, key) -> "RankTable":
-        model, task, task_type, target, cands, source_size, k, top, reasons, reasons_top = key
+        model, task, task_type, target, cands, source_size, k, top, reasons, reasons_top, sizing = key
         # the canonical query `cands[0]:source_size` (+ k), as `normalize_one` makes it (same resolvers, same
         # `combine`: defaults and errors as for /predict) without its one-row DataFrame
         spec = registry.resolve_model(model)
         tspec = registry.resolve_task(task, task_type if task_type is not None and task_type.strip() else None)
         _, kk, size = combine(tspec, target, cands[0], None, source_size, k)
         model_id, task_id, ttype = spec.id, tspec.id, tspec.task_type
+        sizes, published = np.full(len(cands), size, dtype=np.int64), np.zeros(len(cands), dtype=bool)
+        if sizing == "published" and not tspec.adhoc:  # a task the registry does not know has no published sizes
+            held = [registry.train_size(task_id, c) for c in cands]
+            published = np.array([h is not None for h in held])
+            sizes = np.array([h or size for h in held], dtype=np.int64)
         # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
-        X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, size, kk, num_threads=1)
+        X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, sizes, kk, num_threads=1)
         # ties (the trees cannot tell two sources apart) go to the genetically closer one, then the given order
         gen = X[:, self.feature_names.index("dist_genetic")]
         order = np.lexsort((np.arange(len(scores)), gen, -np.round(scores, 9)))
@@ -439,7 +454,8 @@ class TransferPredictor:
             order = order[:top]
         ranked = scores[order]
         regime = self.regime(task_id, target, model_id)
-        cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked}
+        cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked, "source_size": sizes[order],
+                "size_published": published[order]}
         cols["name"] = [language_record(c).name for c in cols["source"]]  # candidates are canonical codes already
         # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups (the
         # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)

@@ -150,7 +150,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
                  n_bags: int = 2, source_offsets: bool = True, pair_offsets: bool = True, random_state: int = 0,
-                 n_jobs: int = 2, monotone_method: str = "advanced"):
+                 n_jobs: int = 2, monotone_method: str = "advanced",
+                 monotone_penalty: float = 0.0):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -173,6 +174,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.monotone_method = monotone_method
+        self.monotone_penalty = monotone_penalty
 
     @property
     def feature_names(self) -> list[str]:
@@ -188,7 +190,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             "monotone_constraints": [(1 if f in MONOTONE_INCREASING + MONOTONE_EVIDENCE else
                                       -1 if f in MONOTONE_DECREASING else 0) if self.monotone else 0
                                      for f in self.feature_names],
-            "monotone_constraints_method": self.monotone_method,
+            "monotone_constraints_method": self.monotone_method, "monotone_penalty": self.monotone_penalty,
         }
 
     # ------------------------------------------------------------------ fit
@@ -393,24 +395,26 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         X, score, _ = self._score_matrix(static, rows, langs, norm, num_threads)
         return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score
 
-    def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size: int, k: int = 0,
+    def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k: int = 0,
                       num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
         """(float32 feature row of each query's best component, final score) for the single-source queries of a
         one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
-        and target. Equal to `score_queries` on those canonical rows, without building them: no query strings, no
-        frames (the target's own component is scored per query: its features see that query's source)."""
+        and target; `size` is one number for all sources or one per source. Equal to `score_queries` on those
+        canonical rows, without building them: no query strings, no frames (the target's own component is scored
+        per query: its features see that query's source)."""
         sources = np.asarray(sources, dtype=object)
         n = len(sources)
         if n == 0:
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0)
         if target in sources.tolist():
             raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
-        if size <= 0:
+        sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).copy()
+        if (sizes <= 0).any():
             raise ValueError("score_sources: size must be > 0")
         k = int(k)
         own_k = k > 0  # the target's own examples: one more component per query (its features see that query's source)
         rows = np.arange(n, dtype=np.int64)
-        langs, counts, own = sources, np.full(n, float(size)), np.zeros(n, dtype=bool)
+        langs, counts, own = sources, sizes, np.zeros(n, dtype=bool)
         if own_k:
             rows = np.concatenate([rows, rows])
             langs = np.concatenate([sources, np.full(n, target, dtype=object)])

@@ -106,6 +106,30 @@ def test_rank_candidates_top_and_current_source(client):
     assert [s["source"] for s in full[:3]] == [s["source"] for s in items]
 
 
+def test_rank_can_size_each_candidate_at_its_published_training_set(client, predictor):
+    """WikiANN (Rahimi et al. split): Yoruba has 100 training sentences, Hindi 5,000, English 20,000; Zulu has no
+    published size, so it keeps the assumed one and says so. Each row scores as /predict does at that size."""
+    body = {"model": "xlm-r-large", "task": "wikiann", "target": "xh", "candidates": ["en", "hi", "yo", "zu"]}
+    assumed = client.post("/rank", json=body).json()
+    assert assumed["candidate_sizes"] == "assumed"
+    assert {s["source_size"] for s in assumed["sources"]} == {20000}
+    assert not any(s["size_published"] for s in assumed["sources"])
+    r = client.post("/rank", json={**body, "candidate_sizes": "published"})
+    assert r.status_code == 200, r.text
+    got = {s["source"]: s for s in r.json()["sources"]}
+    assert r.json()["candidate_sizes"] == "published"
+    assert {c: (got[c]["source_size"], got[c]["size_published"]) for c in got} == {
+        "eng": (20000, True), "hin": (5000, True), "yor": (100, True), "zul": (20000, False)}
+    before = {s["source"]: s["score"] for s in assumed["sources"]}
+    assert got["yor"]["score"] < before["yor"] - 1       # 100 sentences, not 20,000
+    assert got["zul"]["score"] == pytest.approx(before["zul"])
+    for code, size in (("hin", 5000), ("yor", 100)):
+        one = predictor.predict_one({"model": "xlm-r-large", "task": "wikiann", "target": "xh",
+                                     "train_config": f"{code}:{size}"})
+        assert got[code]["score"] == pytest.approx(one["predicted_score"], abs=1e-6)
+    bad = client.post("/rank", json={**body, "candidate_sizes": "real"})
+    assert bad.status_code == 422 and "candidate_sizes" in bad.text
+
 def test_rank_misspelt_target_suggests_swahili(client):
     r = client.post("/rank", json={"model": "xlm-r-large", "task": "xnli", "target": "Swahilli"})
     assert r.status_code == 422

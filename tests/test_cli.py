@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ XLT = Path(sys.executable).parent / "xlt"
 CMD = [str(XLT)] if XLT.exists() else [sys.executable, "-m", "api.cli"]
 
 
-def xlt(*args, timeout=120):
-    return subprocess.run([*CMD, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def xlt(*args, timeout=120, env_extra=None):
+    env = {**os.environ, **env_extra} if env_extra else None
+    return subprocess.run([*CMD, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_languages_search_json():
@@ -40,6 +42,20 @@ def test_rank_json_matches_the_api(client, model_dir):
     assert [s["source"] for s in cli] == [s["source"] for s in api]
     assert [s["score"] for s in cli] == pytest.approx([s["score"] for s in api], abs=1e-9)
 
+
+def test_rank_with_published_sizes_matches_the_api_and_marks_assumed_ones(client, model_dir):
+    args = ("rank", "-m", "xlm-r-large", "-t", "wikiann", "--target", "xh", "--candidates", "en,yo,zu",
+            "--candidate-sizes", "published")
+    r = xlt(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    cli = {s["source"]: (s["source_size"], s["size_published"], s["score"]) for s in json.loads(r.stdout)["sources"]}
+    api = client.post("/rank", json={"model": "xlm-r-large", "task": "wikiann", "target": "xh",
+                                     "candidates": ["en", "yo", "zu"], "candidate_sizes": "published"}).json()
+    assert cli == {s["source"]: (s["source_size"], s["size_published"], pytest.approx(s["score"], abs=1e-9))
+                   for s in api["sources"]}
+    assert cli["yor"][:2] == (100, True) and cli["zul"][:2] == (20000, False)
+    table = xlt(*args, env_extra={"COLUMNS": "200"})
+    assert table.returncode == 0 and "examples" in table.stdout and "(assumed)" in table.stdout, table.stdout
 
 def test_predict_explain_plot_and_curve(tmp_path, model_dir):
     r = xlt("predict", "-m", "xlm-r-large", "-t", "xnli", "--target", "sw", "-s", "en", "--json")

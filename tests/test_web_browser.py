@@ -67,12 +67,12 @@ def _open(driver, base: str) -> None:
     assert "xlt" in driver.title
 
 
-def _rank(driver, target: str, candidates: str = "", mixture: str = "") -> None:
+def _rank(driver, target: str, candidates: str = "", mixture: str = "", task: str = "xnli") -> None:
     from selenium.webdriver.support.select import Select
 
     By = _by()
     Select(driver.find_element(By.ID, "model")).select_by_value("xlm-r-large")
-    Select(driver.find_element(By.ID, "task")).select_by_value("xnli")
+    Select(driver.find_element(By.ID, "task")).select_by_value(task)
     _fill(driver, "target", target)
     _fill(driver, "candidates", candidates)
     _fill(driver, "train_config", mixture)
@@ -127,6 +127,19 @@ def test_rank_added_candidate_click_source_and_see_plots(browser, live_server):
     assert not browser.find_element(By.ID, "error").is_displayed()
     browser.execute_script("document.getElementById('results').scrollIntoView()")
     _shot(browser, "web_source.png")
+    assert not _console_errors(browser)
+
+
+def test_published_sizes_show_beside_each_source(browser, live_server):
+    By = _by()
+    wait = _wait(browser)
+    _open(browser, live_server)
+    browser.find_element(By.ID, "published_sizes").click()
+    _rank(browser, "Xhosa", candidates="en, Yoruba, zu", task="wikiann")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ranked tbody tr")) == 3)
+    text = {r.get_attribute("data-source"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#ranked tbody tr")}
+    assert "100 examples" in text["yor"] and "20,000 examples" in text["eng"], text
+    assert "(assumed)" in text["zul"] and "(assumed)" not in text["yor"], text
     assert not _console_errors(browser)
 
 

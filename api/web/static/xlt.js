@@ -200,6 +200,12 @@
       a.textContent = s.name + " (" + s.source + ")";
       a.addEventListener("click", function () { selectSource(s.source, s.name, tr); });
       td.appendChild(a);
+      if (data.candidate_sizes === "published" && s.source_size) {  // the size this row was scored at
+        const size = document.createElement("small");
+        size.className = "opt";
+        size.textContent = " " + s.source_size.toLocaleString("en") + " examples" + (s.size_published ? "" : " (assumed)");
+        td.appendChild(size);
+      }
       cell(tr, s.score.toFixed(1), "num score");
       cell(tr, s.lower80.toFixed(1) + "–" + s.upper80.toFixed(1), "num");
       cell(tr, (100 * s.p_best).toFixed(0) + "%", "num");
@@ -249,6 +255,7 @@
     if (!isNaN(top) && top > 0) rankBody.top = top;
     const cands = candidates();
     if (cands.length) rankBody.candidates = cands;
+    if (form.published_sizes.checked) rankBody.candidate_sizes = "published";
     const calls = [postJSON("/rank", rankBody)];
     if (mixture) calls.push(postJSON("/predict", Object.assign({}, query, { train_config: mixture })));
     busy($("rank-button"), status, "Ranking…");
