@@ -21,10 +21,6 @@ N_RELATIVES = 5
 # Estonian→Finnish 0.18, Swedish→Danish 0.17); padding the list with distant languages of the same phylum (Shona or
 # Sotho for Xhosa, 0.3+) would crowd a ranking with guesses that are not relatives in any useful sense.
 RELATIVE_MAX_DISTANCE = 0.25
-# A target without a single close relative (Yoruba: its nearest resourced kin, Igbo, is at 0.60; Ewe and Fon 0.73)
-# still gets its FAMILY_FALLBACK nearest relatives of the same family (genetic distance < 1), so the ranking shows how
-# they compare instead of leaving them out: distant kin are the relatives such a language has.
-FAMILY_FALLBACK = 3
 
 
 def summarize(obs: pd.DataFrame) -> dict:
@@ -71,7 +67,7 @@ class Record:
 
 def closest_relatives(target: str, k: int = N_RELATIVES, among: frozenset = frozenset()) -> tuple[str, ...]:
     """Up to k languages genetically closest to the target (ties: geographically closest), within
-    RELATIVE_MAX_DISTANCE (where none is that close: up to FAMILY_FALLBACK of its family), among the *resourced* ones:
+    RELATIVE_MAX_DISTANCE, among the *resourced* ones:
     languages with text in a pretraining corpus xlt knows (mC4, CC-100, mBERT's Wikipedia) or a published result
     (`among`). A relative with neither (Southern Ndebele for Xhosa) is not a practical source: labelled data for it
     is unlikely to exist. Empty for a language outside URIEL's family tree."""
@@ -97,9 +93,6 @@ def _relatives(target: str, k: int, among: frozenset) -> tuple[str, ...]:
     d = typology.pair_distances(codes, np.full(len(codes), target, dtype=object))
     gen, geo = d["genetic"].astype(np.float64), d["geographic"].astype(np.float64)
     ok = ~np.isnan(gen) & (gen <= RELATIVE_MAX_DISTANCE) & (codes != target)
-    if not ok.any():  # no close relative: the nearest of the same family
-        ok = ~np.isnan(gen) & (gen < 1.0) & (codes != target)
-        k = min(k, FAMILY_FALLBACK)
     out: tuple[str, ...] = ()
     if ok.any():
         idx = np.flatnonzero(ok)

@@ -93,23 +93,6 @@ def test_close_relatives_are_in_the_default_pool_and_lead(predictor):
     assert "hin" in set(r.source)
 
 
-def test_a_target_without_close_relatives_still_sees_its_nearest_kin(predictor):
-    """Yoruba has no resourced relative within the 'close' distance (Igbo is 0.60 away): its nearest relatives of the
-    same family join the default pool anyway, up to FAMILY_FALLBACK; a target with close relatives keeps only those,
-    and an isolate gets none."""
-    from predictor.record import FAMILY_FALLBACK, RELATIVE_MAX_DISTANCE, closest_relatives
-    from features import typology
-    import numpy as np
-
-    kin = closest_relatives("yor")
-    assert kin[0] == "ibo" and 1 <= len(kin) <= FAMILY_FALLBACK
-    gen = typology.pair_distances(np.array(kin, dtype=object), np.full(len(kin), "yor", dtype=object))["genetic"]
-    assert all(RELATIVE_MAX_DISTANCE < g < 1.0 for g in gen)
-    assert closest_relatives("xho") == ("zul",) and closest_relatives("eus") == ()
-    pool = set(predictor.rank({"model": "xlm-r-large", "task": "masakhaner", "target": "yo"}).source)
-    assert "ibo" in pool
-
-
 def test_a_named_source_outside_the_pool_is_ranked(predictor):
     r = predictor.rank({"model": "xlm-r-large", "task": "xnli", "target": "sw", "source": "nv"})
     assert "nav" in set(r.source)
