@@ -254,7 +254,7 @@ def interpret(observations: Annotated[Optional[Path], typer.Option(
 def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port")] = 8000,
           workers: Annotated[Optional[int], typer.Option(help="Worker processes, each with its own copy of the model "
-                                                              "(default: the number of cores)")] = None,
+                                                              "(default: the cores but one, at least 1)")] = None,
           max_upload_mb: Annotated[float, typer.Option(help="Largest accepted request body (MB)")] = 50,
           cors: Annotated[Optional[list[str]], typer.Option(help="Allowed CORS origin (repeatable); off by default")] = None,
           keep_alive: Annotated[float, typer.Option(help="Seconds an idle keep-alive connection is kept open")] = 5,
@@ -265,9 +265,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.
 
     import uvicorn
 
-    from api.dependencies import cores
+    from api.dependencies import default_workers
 
-    n = cores() if workers is None else workers
+    n = default_workers() if workers is None else workers
     if n < 1:
         _fail("--workers must be >= 1")
     if max_upload_mb <= 0 or keep_alive <= 0 or read_timeout <= 0:
@@ -531,7 +531,7 @@ def all_pairs(model: ModelOpt, task: TaskOpt,
               engine: Annotated[str, typer.Option(help="local or dask")] = "local",
               scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address")] = None,
               workers: Annotated[Optional[int], typer.Option(help="Worker processes for the local engine "
-                                                                  "(default: the number of cores)")] = None,
+                                                                  "(default: the cores but one, at least 1)")] = None,
               progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
               json_out: JsonOpt = False):
     """Predicted score for every ordered (source, target) pair of languages, chunked with bounded memory."""
