@@ -531,7 +531,7 @@ def all_pairs(model: ModelOpt, task: TaskOpt,
               engine: Annotated[str, typer.Option(help="local or dask")] = "local",
               scheduler: Annotated[Optional[str], typer.Option(help="dask scheduler address")] = None,
               workers: Annotated[Optional[int], typer.Option(help="Worker processes for the local engine "
-                                                                  "(default: the cores but one, at least 1)")] = None,
+                                                                  "(default: the number of cores)")] = None,
               progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress")] = None,
               json_out: JsonOpt = False):
     """Predicted score for every ordered (source, target) pair of languages, chunked with bounded memory."""
