@@ -362,9 +362,12 @@ def rank(model: ModelOpt, task: TaskOpt, target: TargetOpt,
     if json_out:
         return _print_json(ans)
     sized = ans.get("candidate_sizes") == "published"  # the examples column only where they differ per candidate
+
+    def examples(s: dict) -> list[str]:
+        return [f"{s['source_size']:,}" + ("" if s["size_published"] else " (assumed)")] if sized else []
     _table(f"Sources for {target} · {task} · {model}",
            ["#", "source", *(["examples"] if sized else []), "score", "80% interval", "P(best)", "why"],
-           [[s["rank"], f"{s['name']} ({s['source']})", *([f"{s['source_size']:,}" + ("" if s["size_published"] else " (assumed)")] if sized else []), s["score"],
+           [[s["rank"], f"{s['name']} ({s['source']})", *examples(s), s["score"],
              f"{s['lower80']:.1f}–{s['upper80']:.1f}", f"{100 * s['p_best']:.0f}%",
              "; ".join(r["text"] for r in s["reasons"] or [])] for s in ans["sources"]])
 

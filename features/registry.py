@@ -370,18 +370,21 @@ def _train_size_table() -> dict[tuple[str, str], int]:
 
 def train_size(task: str, language: str | None = None) -> int | None:
     """Training-set size of ``task`` in ``language`` when we hold a per-language number (TyDiQA-GoldP from SumEval's
-    full-set counts, UD 2.8 from de Vries et al., WikiANN's Rahimi et al. split), else the task's English ``train_size`` when ``language`` is None
-    or English, else None (unknown: never guessed)."""
-    spec = resolve_task(task)
+    full-set counts, UD 2.8 from de Vries et al., WikiANN's Rahimi et al. split), else the task's English
+    ``train_size`` when ``language`` is None or English, else None (unknown: never guessed)."""
     if language is None:
-        return spec.train_size
+        return resolve_task(task).train_size
     from features.languages import resolve_code
 
-    code = resolve_code(language)
-    hit = _train_size_table().get((spec.id, code))
-    if hit is not None:
-        return hit
-    return spec.train_size if code == "eng" else None
+    return train_sizes(task, [resolve_code(language)])[0]
+
+
+def train_sizes(task: str, codes) -> list[int | None]:
+    """`train_size` for many canonical language codes of one task: the task resolved once, the codes not at all
+    (a ranking's candidates, already canonical)."""
+    spec = resolve_task(task)
+    table = _train_size_table()
+    return [table.get((spec.id, code), spec.train_size if code == "eng" else None) for code in codes]
 
 
 # ---------------------------------------------------------------------------------------------------- rebuild

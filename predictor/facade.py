@@ -442,7 +442,7 @@ class TransferPredictor:
         model_id, task_id, ttype = spec.id, tspec.id, tspec.task_type
         sizes, published = np.full(len(cands), size, dtype=np.int64), np.zeros(len(cands), dtype=bool)
         if sizing == "published" and not tspec.adhoc:  # a task the registry does not know has no published sizes
-            held = [registry.train_size(task_id, c) for c in cands]
+            held = registry.train_sizes(task_id, cands)
             published = np.array([h is not None for h in held])
             sizes = np.array([h or size for h in held], dtype=np.int64)
         # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
@@ -454,8 +454,8 @@ class TransferPredictor:
             order = order[:top]
         ranked = scores[order]
         regime = self.regime(task_id, target, model_id)
-        cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked, "source_size": sizes[order],
-                "size_published": published[order]}
+        cols = {"source": np.asarray(cands, dtype=object)[order], "predicted_score": ranked,
+                "source_size": sizes[order], "size_published": published[order]}
         cols["name"] = [language_record(c).name for c in cols["source"]]  # candidates are canonical codes already
         # every row shares the task and target, so the regime: `_bins` without its per-row regime look-ups (the
         # calibration bin may differ from the answer's regime: a task the record lacks has a bin of its own)

@@ -61,7 +61,6 @@ class _CsvTable:
         return self
 
 
-
 class RecordResiduals(_CsvTable):
     """Per (model, task, target): offset(k) learned from the record's residuals; 0 where the record is silent."""
 
@@ -126,8 +125,6 @@ class RecordResiduals(_CsvTable):
 
     def covers(self, model: str, task: str, target: str) -> bool:
         return (str(model), str(task), str(target)) in self._cells
-
-    # ------------------------------------------------------------------ persistence (CSV, no pickle)
 
 
 SOURCE_PRIOR = 2.0   # pseudo-targets at deviation 0, each as close as the closest published target
