@@ -215,7 +215,9 @@ class ExplainResponse(_Out):
                                               "target: see README) where the record has one, and `source_record` (the "
                                               "source's offset from the task's other targets) where the target is "
                                               "unseen, or `pair_record` (what the model still misses on this "
-                                              "published source → target pair) where the record holds the target")
+                                              "published source → target pair) where the record holds the target; "
+                                              "`size_step` (value: doublings of parameters) for a model size the "
+                                              "record holds no result of, scored as its family's nearest held size")
     reasons: list[Reason]
     query: QueryEcho
 

@@ -16,7 +16,11 @@ SOURCE_RECORD = "source_record"
 # nor this: the offset of this very source → target pair (predictor.residuals.PairOffsets) where the record holds the
 # target; a component gets one of the two, never both
 PAIR_RECORD = "pair_record"
+# nor this: for a model size the record holds no result of (XLM-R XL), the step from the family's nearest size it
+# does hold (predictor.size_steps); its value is the doublings of parameters from that size
+SIZE_STEP = "size_step"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
+                  SIZE_STEP: "parameters beyond the nearest model size with published results",
                   RECORD_RESIDUAL: "correction from this target's published results",
                   SOURCE_RECORD: "this source on the task's other targets, beyond what the model expects",
                   PAIR_RECORD: "this source's published results for this target, beyond what the model expects"}
@@ -39,6 +43,8 @@ def describe(feature: str, value: float) -> str:
         return "no published result of this source on the task's other targets"
     if feature == PAIR_RECORD and value == 0.0:
         return "no published result of this source for this target with this model or another size of it"
+    if feature == SIZE_STEP:
+        return f"{label}: {value:+.1f} doublings"
     if feature.endswith("_vs_others") or feature in (RECORD_RESIDUAL, SOURCE_RECORD, PAIR_RECORD):  # signed
         return f"{label}: {value:+.1f}"
     if feature.startswith("ev_"):

@@ -24,7 +24,7 @@ from features.languages import get as language_record, resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
-from predictor.explain import RECORD_RESIDUAL, offset_term, top_reasons
+from predictor.explain import RECORD_RESIDUAL, SIZE_STEP, offset_term, top_reasons
 from predictor.intervals import (ConformalIntervals, evidence_bins, interval_bounds, new_task_regimes,
                                  probability_best, scale_from)
 from predictor.model import TransferRegressor, chance_level, chance_levels
@@ -574,12 +574,15 @@ class TransferPredictor:
         # the record's residual for this target and the source's offset where the target is unseen: additive terms
         # outside the trees, so each is one more contribution and Σ still adds up
         seen = bool(self.model.target_published(values[None, :])[0])
-        for name, offset in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0])),
-                             (offset_term(seen), float(self.model.query_source_offsets(norm)[0]))):
+        step = float(self.model.size_steps(norm)[0]) if hasattr(self.model, "size_steps") else 0.0
+        doublings = self.model.size_steps_.anchors_.get(norm["model"].iloc[0], ("", 0.0))[1] if step else 0.0
+        for name, offset, value in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0]), None),
+                                    (offset_term(seen), float(self.model.query_source_offsets(norm)[0]), None),
+                                    (SIZE_STEP, step, doublings)):
             if offset != 0.0:
                 names.append(name)
                 contrib = np.concatenate([contrib[:-1], [offset], contrib[-1:]])
-                values = np.append(values, offset)
+                values = np.append(values, offset if value is None else value)
                 prediction += offset
         return {
             "base_value": float(contrib[-1]),

@@ -29,6 +29,7 @@ from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DE
                                 _is_na, components, featurize_components, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
 from predictor.residuals import PairOffsets, RecordResiduals, SourceOffsets
+from predictor.size_steps import SizeSteps
 from features.queries import normalize
 
 OBS_QUERY_COLUMNS = ["model", "task", "task_type", "target", "train_config", "k"]
@@ -238,6 +239,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                 self.pair_offsets_.fit(norm["model"].to_numpy(dtype=object)[sel], norm["task"].to_numpy(dtype=object)[sel],
                                        langs[comp], norm["target"].to_numpy(dtype=object)[sel], y[sel] - served)
                 self.pair_offsets_.attach_record(self.residuals_.cells())
+        # sizes of a family the record holds no result of (XLM-R XL, XXL): scored as a held size + a fitted step
+        self.size_steps_ = SizeSteps().fit(obs)
         return self
 
     def _fit_member(self, arrs, y, w, Xc, rows, chance, types, seed: int, n_trees: int):
@@ -282,6 +285,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         tables = self._offset_tables()
         if "ev_target" not in self.feature_names_ or not any(len(t.table_) for t in tables):
             return None
+        steps = getattr(self, "size_steps_", None)
+        if steps is not None and steps.anchors_:  # a size the record lacks takes its anchor's offsets
+            models = steps.anchored(models)[0]
         source = arr[:, self.feature_names_.index("in_language")] < 0.5
         seen = self.target_published(arr)
         out = None
@@ -386,14 +392,47 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """(feature row of each query's best component, its score, which component) for precomputed static
         component features (the record's evidence is added here)."""
         static = Xc[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+        norm, doublings = self._anchored(norm)
+        if doublings is not None:  # the anchor's size in the features (they were built for the model asked about)
+            static = static.copy()
+            params = np.array([registry.resolve_model(m, allow_unsized=True).n_params for m in norm["model"]],
+                              dtype=np.float64)
+            static[:, list(FEATURE_NAMES).index("model_log_params")] = np.log10(params)[np.asarray(rows)]
         X, score, pick = self._score_matrix(static, np.asarray(rows), langs, norm, num_threads)
+        score = self._size_step(score, doublings, norm)
         return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score, pick
 
     def score_queries(self, norm: pd.DataFrame, num_threads: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """(feature row of each query's best component, final score) for canonical query rows."""
+        norm, doublings = self._anchored(norm)
         rows, langs, static = _static_components(norm)
         X, score, _ = self._score_matrix(static, rows, langs, norm, num_threads)
+        score = self._size_step(score, doublings, norm)
         return pd.DataFrame(X, columns=self.feature_names_, index=norm.index), score
+
+    def _anchored(self, norm: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The queries with each model the record holds no result of replaced by its anchor (`SizeSteps`), and the
+        doublings of parameters from it (None when no query needs it: the queries unchanged)."""
+        steps = getattr(self, "size_steps_", None)
+        if steps is None or not steps.anchors_:
+            return norm, None
+        ids, doublings = steps.anchored(norm["model"].to_numpy(dtype=object))
+        if doublings is None:
+            return norm, None
+        return norm.assign(model=pd.Series(ids, index=norm.index, dtype=object)), doublings
+
+    def _size_step(self, scores: np.ndarray, doublings: np.ndarray | None, norm: pd.DataFrame) -> np.ndarray:
+        return scores if doublings is None else self.size_steps_.apply(scores, doublings, chance_levels(norm))
+
+    def size_steps(self, norm: pd.DataFrame) -> np.ndarray:
+        """Per canonical query, what the size step adds to its anchor's score (0 for a model the record holds):
+        the term /explain lists beside the trees' SHAP values."""
+        anchored, doublings = self._anchored(norm)
+        if doublings is None:
+            return np.zeros(len(norm))
+        rows, langs, static = _static_components(anchored)
+        base = self._score_matrix(static, rows, langs, anchored)[1]
+        return self._size_step(base, doublings, anchored) - base
 
     def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k: int = 0,
                       num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -406,6 +445,12 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         n = len(sources)
         if n == 0:
             return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0)
+        steps = getattr(self, "size_steps_", None)
+        if steps is not None and model in steps.anchors_:  # scored as its anchor, then moved by the size step
+            anchor, doublings = steps.anchors_[model]
+            X, base = self.score_sources(anchor, task, task_type, target, sources, size, k, num_threads)
+            return X, steps.apply(base, np.full(n, doublings), _chance_small(np.array([task], dtype=object),
+                                                                            np.array([task_type], dtype=object))[0])
         if target in sources.tolist():
             raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
         sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).copy()
@@ -440,6 +485,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def query_offsets(self, norm: pd.DataFrame) -> np.ndarray:
         """The record's offset for each canonical query (0 where the record has no row for its model, task and
         target): added to the trees' output of every component (`predictor.residuals`)."""
+        norm = self._anchored(norm)[0]
         return self.residuals_.offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
                                          norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64))
 
@@ -447,6 +493,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """The source offset in each canonical query's best component (0 for the target's own examples, a target the
         record holds, or a source it lacks): the term /explain lists beside the trees' SHAP values."""
         out = np.zeros(len(norm))
+        norm = self._anchored(norm)[0]
         rows, langs, static = _static_components(norm)
         if len(rows) == 0:
             return out
@@ -478,7 +525,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def to_files(self) -> dict[str, str]:
         files = {"model.txt": self.booster_.model_to_string(),
                  "model_config.json": json.dumps({"params": self.get_params(), "features": self.feature_names_,
-                                                  "inlang_min_k": self.inlang_min_k_}, indent=1)}
+                                                  "inlang_min_k": self.inlang_min_k_,
+                                                  "size_steps": self.size_steps_.to_dict()}, indent=1)}
         if self.evidence:
             files["evidence.csv"] = self.evidence_.to_csv()
         if self.record_residuals:
@@ -499,6 +547,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         model.booster_ = lgb.Booster(model_str=files["model.txt"].decode())
         model.feature_names_ = list(config["features"])
         model.inlang_min_k_ = dict(config.get("inlang_min_k", {}))
+        # an artifact from before size steps answers every size with the trees alone, as it did
+        model.size_steps_ = SizeSteps.from_dict(config.get("size_steps"))
         if model.evidence:
             model.evidence_ = RecordEvidence.from_csv(files["evidence.csv"].decode(), mask_rate=model.mask_rate,
                                                       language_mask_rate=model.language_mask_rate,

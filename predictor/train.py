@@ -54,7 +54,9 @@ def trainable(obs: pd.DataFrame) -> pd.DataFrame:
     out = obs.loc[keep].reset_index(drop=True)
     if "train_task" in out.columns:
         tt = out["train_task"].astype(str)
-        cross = (tt != "") & (tt != out["task"].astype(str))
+        task = out["task"].astype(str)
+        # (a row already given its cross-task id keeps it: trainable twice is trainable once)
+        cross = (tt != "") & (tt != task) & ~(task.str.split("-from-").str[0] + "-from-" + tt).eq(task)
         if cross.any():
             out["task"] = out["task"].astype(object)
             out.loc[cross, "task"] = [cross_task_id(t, s) for t, s in zip(out.loc[cross, "task"], tt[cross])]

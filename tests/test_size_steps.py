@@ -1,0 +1,84 @@
+"""A model size the record holds no result of (XLM-R XL, XXL) is answered from its family's nearest held size plus a
+scaling step fitted on the record's own within-family steps (predictor.size_steps)."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import registry
+from predictor.size_steps import SizeSteps
+
+
+def _ladder(rows):
+    """Observation-like rows: (model, target, score) of one task, training mix and k."""
+    return pd.DataFrame([{"model": m, "task": "xnli", "train_config": "eng:392702", "target": t, "k": 0,
+                          "metric": "accuracy", "score": s} for m, t, s in rows])
+
+
+def test_rate_is_the_share_of_headroom_closed_per_doubling_of_billion_parameter_steps():
+    # mt5-large (1.2B) -> mt5-xl (3.7B): 1.62 doublings; headroom 40 -> 30 and 20 -> 15 both leave 3/4
+    # mt5-small -> mt5-base (below a billion) closes far more and must not set the rate
+    obs = _ladder([("mt5-large", "deu", 60), ("mt5-xl", "deu", 70), ("mt5-large", "fra", 80), ("mt5-xl", "fra", 85),
+                   ("mt5-small", "deu", 20), ("mt5-base", "deu", 60)])
+    ss = SizeSteps().fit(obs)
+    d = math.log2(3.7e9 / 1.2e9)
+    assert ss.rate_ == pytest.approx(1 - 0.75 ** (1 / d))
+    # the registry's other sizes of a held family get an anchor: the largest held size not larger, else the smallest
+    assert ss.anchors_["mt5-xxl"] == ("mt5-xl", pytest.approx(math.log2(13e9 / 3.7e9)))
+    assert not {"mt5-small", "mt5-base", "mt5-large"} & set(ss.anchors_), "a held size needs no anchor"
+    assert "xlm-r-xl" not in ss.anchors_, "a family the rows do not hold has nothing to anchor on"
+    # round trip through the artifact's JSON
+    again = SizeSteps.from_dict(ss.to_dict())
+    assert again.rate_ == ss.rate_ and again.anchors_ == ss.anchors_
+
+
+def test_steps_move_scores_within_bounds_and_keep_their_order():
+    ss = SizeSteps()
+    ss.rate_ = 0.1
+    s = np.array([30.0, 50.0, 70.0, 99.0, np.nan])
+    up = ss.apply(s, np.full(5, 2.0))
+    assert up[:4] == pytest.approx(100 - (100 - s[:4]) * 0.81) and np.isnan(up[4])
+    down = ss.apply(up, np.full(5, -2.0))
+    assert down[:4] == pytest.approx(s[:4]), "a step down is the inverse of a step up"
+    assert (np.diff(up[:4]) > 0).all(), "monotone: a better anchor score stays better"
+    assert ss.apply(np.array([40.0]), np.array([-5.0]), floor=33.3)[0] >= 33.3, "never below the chance floor"
+    models, doublings = ss.anchored(np.array(["xlm-r-xl"], dtype=object))
+    assert doublings is None and models[0] == "xlm-r-xl", "no anchors fitted: every model as asked"
+
+
+def test_the_shipped_model_answers_xlm_r_xl_from_large_plus_the_records_step(predictor):
+    steps = predictor.model.size_steps_
+    assert steps.anchors_["xlm-r-xl"][0] == "xlm-r-large" and steps.anchors_["xlm-r-xxl"][0] == "xlm-r-large"
+    assert 0.02 < steps.rate_ < 0.15, "fitted on mT5 large -> XL -> XXL"
+    assert {s["from"] for s in steps.steps_} >= {"mt5-large", "mt5-xl", "xlm-r-base"}
+    targets = ["deu", "swh", "hin", "tha", "arb", "tur", "vie", "cmn"]
+    for task in ("xnli", "tydiqa", "wikiann"):
+        q = pd.DataFrame({"model": "xlm-r-large", "task": task, "target": targets, "source": "en"})
+        large = predictor.predict(q)["predicted_score"].to_numpy()
+        got = {}
+        for size in ("xlm-r-xl", "xlm-r-xxl"):
+            got[size] = predictor.predict(q.assign(model=size))["predicted_score"].to_numpy()
+            want = 100 - (100 - large) * (1 - steps.rate_) ** steps.anchors_[size][1]
+            assert got[size] == pytest.approx(want, abs=1e-6)
+        assert (got["xlm-r-xxl"] > got["xlm-r-xl"]).all() and (got["xlm-r-xl"] > large).all()
+        # the step is a share of the headroom: below the +9 (XNLI) to +18 (TyDiQA) points the trees alone gave XL
+        assert (got["xlm-r-xl"] - large).mean() < 9
+    # rankings: the same order as the anchor's (the step is monotone), every row moved up
+    big = predictor.rank({"model": "xlm-r-xl", "task": "wikiann", "target": "sw"}, top=15)
+    base = predictor.rank({"model": "xlm-r-large", "task": "wikiann", "target": "sw"}, top=15)
+    assert list(big.source) == list(base.source) and (big.predicted_score.to_numpy()
+                                                       > base.predicted_score.to_numpy()).all()
+
+
+def test_explain_names_the_size_step_and_still_adds_up(predictor):
+    q = {"model": "xlm-r-xl", "task": "xnli", "target": "sw", "source": "en"}
+    e = predictor.explain(q)
+    assert abs(e["base_value"] + sum(e["contributions"].values()) - e["prediction"]) < 1e-6
+    assert e["contributions"]["size_step"] > 0
+    assert e["feature_values"]["size_step"] == pytest.approx(math.log2(3.5e9 / 5.5e8))
+    assert e["predicted_score"] == pytest.approx(predictor.explain({**q, "model": "xlm-r-large"})["predicted_score"]
+                                                 + e["contributions"]["size_step"], abs=1e-6)
+    held = predictor.explain({**q, "model": "xlm-r-large"})
+    assert "size_step" not in held["contributions"], "a size the record holds needs no step"
+    assert registry.resolve_model("xlm-r-xl").n_params == 3.5e9
