@@ -163,7 +163,8 @@ class RankedSource(_Out):
                                                           "training-set size for the task (candidate_sizes="
                                                           "'published'), not an assumed one")
     in_best_set: bool | None = Field(None, description="In the 90% best-source set: the truly best source is in "
-                                                       "this set in 90% of held-out targets (conformal, per regime)")
+                                                       "this set in >= 90% of held-out targets, with 90% confidence (conformal, "
+                                                       "per regime)")
     reasons: list[Reason] | None = Field(
         None, description="Top SHAP reasons in words; null where the predictor did not compute them (it explains "
                           "the leading sources only, to keep /rank fast)")

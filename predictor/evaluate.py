@@ -238,10 +238,12 @@ def _served_chance(proto: P.Protocol, fid: np.ndarray) -> np.ndarray:
 def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) -> dict[str, dict]:
     """A conformal best-source set per ranking group: every candidate whose predicted score is within q of the
     group's predicted best. Nonconformity of a group = predicted best − prediction of its truly best source (≥ 0);
-    q is the finite-sample `level` quantile of that score over the groups of the *other* folds (all ranking tables of
-    the protocol; a one-fold protocol is split into two halves of its groups), so a set holds the truly best source
-    in ≥ `level` of held-out groups when groups are exchangeable. Returns per table: coverage, mean size, mean
+    q is the served set's quantile of that score (`predictor.intervals.best_set_quantile`: `level` coverage with 90%
+    confidence) over the groups of the *other* folds (all ranking tables of the protocol; a one-fold protocol is split
+    into two halves of its groups), so a set holds the truly best source in ≥ `level` of held-out groups when groups
+    are exchangeable, in 9 of 10 calibration draws. Returns per table: coverage, mean size, mean
     number of candidates."""
+    from predictor.intervals import best_set_quantile
 
     data = proto.data
     fid = fold_ids(proto)
@@ -269,11 +271,10 @@ def best_source_sets(proto: P.Protocol, pred: np.ndarray, level: float = 0.9) ->
     q = np.full(len(g), np.nan)
     sc = g["score"].to_numpy()
     for f in np.unique(folds):
-        cal = np.sort(sc[folds != f])
+        cal = sc[folds != f]
         if len(cal) == 0:
             continue
-        k = int(np.ceil((len(cal) + 1) * level)) - 1
-        q[folds == f] = cal[min(k, len(cal) - 1)] if k < len(cal) else np.inf
+        q[folds == f] = best_set_quantile(cal, level)   # the served rule (predictor.intervals)
     g["q"] = q
     d = d.join(g["q"], on="g")
     d["in_set"] = d["p"] >= d["g"].map(g["pmax"]) - d["q"]

@@ -314,3 +314,21 @@ def test_shipped_new_task_widths_are_at_least_the_pooled_new_task_width_and_wide
             new = cal.halfwidth(np.array([NEW_TASK]), [ttype], level)[0]
             seen = cal.halfwidth(np.array(["similarity"]), [ttype], level)[0]
             assert new >= pooled - 1e-9 and new > seen, (ttype, level, new, pooled, seen)
+
+
+def test_best_source_set_quantile_holds_its_level_with_90_percent_confidence():
+    from predictor.intervals import best_set_quantile, best_set_rank
+    # 84 calibration groups (a fold of xpos's 105 held out): the 80th smallest, not the plain conformal 77th
+    assert best_set_rank(84, 0.9) == 80 and int(np.ceil(85 * 0.9)) == 77
+    # the margin shrinks as the groups grow, and it is never below the plain conformal rank
+    for n in (50, 300, 3000):
+        k = best_set_rank(n, 0.9)
+        assert np.ceil((n + 1) * 0.9) <= k and (k / n - 0.9) < (best_set_rank(50, 0.9) / 50 - 0.9) + 1e-12
+    assert best_set_quantile(np.arange(1, 11), 0.9) == float("inf"), "ten groups cannot promise 90% with confidence"
+    # the promise itself: over many draws of calibration and test gaps, coverage >= 90% in >= 90% of draws
+    rng = np.random.default_rng(0)
+    cover = []
+    for _ in range(400):
+        q = best_set_quantile(rng.exponential(size=100), 0.9)
+        cover.append(np.mean(rng.exponential(size=2000) <= q))
+    assert np.mean(np.array(cover) >= 0.9) >= 0.88
