@@ -414,8 +414,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         """The queries with each model the record holds no result of replaced by its anchor (`SizeSteps`), and the
         doublings of parameters from it (None when no query needs it: the queries unchanged)."""
         steps = getattr(self, "size_steps_", None)
-        if steps is None or not steps.anchors_:
-            return norm, None
+        if steps is None or not steps.anchors_ or (len(norm) == 1 and norm["model"].iat[0] not in steps.anchors_):
+            return norm, None   # (one query, the common case: no array conversion)
         ids, doublings = steps.anchored(norm["model"].to_numpy(dtype=object))
         if doublings is None:
             return norm, None
