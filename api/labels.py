@@ -154,9 +154,15 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
                 return rounded(value)
             return _FAMILY_NAMES.get(fam, fam)
         if feature == "model_log_params":
+            asked = _asked_params(q.get("model"))
+            if asked and abs(math.log10(asked) - value) > 1e-3:  # scored at its anchor's size (predictor.size_steps)
+                return f"{params(10 ** value)} parameters, the nearest size with published results " \
+                       f"({model_description(q['model'])})"
             if q.get("model"):
                 return model_description(q["model"])
             return f"{params(10 ** value)} parameters"
+        if feature == "size_step":
+            return f"{value:.2f} doublings (×{2 ** value:.1f} parameters)"
         if feature == "log_source_size" or feature.startswith("log1p_"):
             n = math.expm1(value)  # log1p of an example count
             if feature == "log1p_k":
@@ -188,8 +194,20 @@ def value_text(feature: str, value, query: dict | None = None) -> str:
     return rounded(value)
 
 
+def _asked_params(model_id: str | None) -> float | None:
+    """The registered parameter count of the model a query names (None when unknown or unsized)."""
+    if not model_id:
+        return None
+    try:
+        from features.registry import resolve_model
+        return resolve_model(model_id).n_params
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def describe(feature: str, value, query: dict | None = None, label: str | None = None) -> str:
     """'task type = qa (xquad)', 'model = mT5-base, 580M parameters'; unknown features: 'name = 1.23'."""
     if feature == "model_log_params" and (query or {}).get("model"):
-        return f"model = {model_description(query['model'])}"
+        text = value_text(feature, value, query)
+        return f"model = {text}" if text == model_description(query["model"]) else f"model size = {text}"
     return f"{feature_label(feature, label)} = {value_text(feature, value, query)}"

@@ -82,3 +82,15 @@ def test_explain_names_the_size_step_and_still_adds_up(predictor):
     held = predictor.explain({**q, "model": "xlm-r-large"})
     assert "size_step" not in held["contributions"], "a size the record holds needs no step"
     assert registry.resolve_model("xlm-r-xl").n_params == 3.5e9
+
+
+def test_labels_say_the_size_was_scored_from_its_anchor():
+    from api.labels import describe, value_text
+    q = {"model": "xlm-r-xl"}
+    large = math.log10(5.5e8)
+    text = value_text("model_log_params", large, q)
+    assert text.startswith("550M parameters, the nearest size with published results") and "3.5B" in text
+    assert describe("model_log_params", large, q).startswith("model size = 550M parameters")
+    # a size the record holds reads as before
+    assert describe("model_log_params", large, {"model": "xlm-r-large"}) == "model = XLM-R-large, 550M parameters"
+    assert value_text("size_step", math.log2(3.5e9 / 5.5e8), q) == "2.67 doublings (×6.4 parameters)"
