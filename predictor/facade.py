@@ -574,7 +574,7 @@ class TransferPredictor:
         # the record's residual for this target and the source's offset where the target is unseen: additive terms
         # outside the trees, so each is one more contribution and Σ still adds up
         seen = bool(self.model.target_published(values[None, :])[0])
-        step = float(self.model.size_steps(norm)[0]) if hasattr(self.model, "size_steps") else 0.0
+        step = float(self.model.size_steps(norm)[0])
         doublings = self.model.size_steps_.anchors_.get(norm["model"].iloc[0], ("", 0.0))[1] if step else 0.0
         for name, offset, value in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0]), None),
                                     (offset_term(seen), float(self.model.query_source_offsets(norm)[0]), None),

@@ -395,8 +395,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         norm, doublings = self._anchored(norm)
         if doublings is not None:  # the anchor's size in the features (they were built for the model asked about)
             static = static.copy()
-            params = np.array([registry.resolve_model(m, allow_unsized=True).n_params for m in norm["model"]],
-                              dtype=np.float64)
+            codes, ids = pd.factorize(norm["model"].to_numpy(dtype=object))  # all-pairs: millions of rows, few ids
+            params = np.array([registry.resolve_model(m, allow_unsized=True).n_params for m in ids],
+                              dtype=np.float64)[codes]
             static[:, list(FEATURE_NAMES).index("model_log_params")] = np.log10(params)[np.asarray(rows)]
         X, score, pick = self._score_matrix(static, np.asarray(rows), langs, norm, num_threads)
         score = self._size_step(score, doublings, norm)
