@@ -94,7 +94,8 @@ _MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("xlm-r-xl", "xlm-r", 3.5e9, "cc100",
               ("xlm-roberta-xl", "facebook/xlm-roberta-xl", "XLM-R XL", "xlmr-xl", "xlmrxl"), "xl",
               "Goyal et al. 2021 (XLM-R XL and XXL): 3.5B parameters, CC-100; no transfer result of it is in the "
-              "training data, so its answers extrapolate the family's size trend from base and large"),
+              "training data, so it is answered as xlm-r-large plus a size step fitted on the record's mT5 large → "
+              "XL → XXL steps (predictor/size_steps.py)"),
     ModelSpec("xlm-r-xxl", "xlm-r", 10.7e9, "cc100",
               ("xlm-roberta-xxl", "facebook/xlm-roberta-xxl", "XLM-R XXL", "xlmr-xxl", "xlmrxxl"), "xxl",
               "Goyal et al. 2021: 10.7B parameters, CC-100; like xlm-r-xl, not in the training data"),
