@@ -4,7 +4,7 @@ Why: the trees learn what parameters are worth from the one family whose whole s
 small → XXL, in the mT5 paper's English-source tables). Asked about XLM-R XL (3.5B) or XXL (10.7B), for which the
 record has no result, they put it among mT5-XL/XXL's rows for the size and keep XLM-R's own level from the family
 code and its evidence: the two add up (XLM-R large → XL gained +9 points on XNLI and +18 on TyDiQA and MLQA, where
-the record's own mT5 large → XL steps gain 1 to 7: reports/size_steps.md).
+the record's own mT5 large → XL steps gain 1 to 12: reports/size_steps.md).
 
 So such a model is scored *as its anchor* — the family's largest size the record holds that is not larger than it
 (the smallest larger one when none is) — and then moved by one scaling step fitted on the record: each published
