@@ -26,7 +26,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from features import registry
 from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
-                                _is_na, components, featurize_components, representative)
+                                _is_na, _model_params, components, featurize_components,
+                                representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
 from predictor.residuals import PairOffsets, RecordResiduals, SourceOffsets
 from predictor.size_steps import SizeSteps
@@ -396,8 +397,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if doublings is not None:  # the anchor's size in the features (they were built for the model asked about)
             static = static.copy()
             codes, ids = pd.factorize(norm["model"].to_numpy(dtype=object))  # all-pairs: millions of rows, few ids
-            params = np.array([registry.resolve_model(m, allow_unsized=True).n_params for m in ids],
-                              dtype=np.float64)[codes]
+            params = np.array([_model_params(m) for m in ids], dtype=np.float64)[codes]
             static[:, list(FEATURE_NAMES).index("model_log_params")] = np.log10(params)[np.asarray(rows)]
         X, score, pick = self._score_matrix(static, np.asarray(rows), langs, norm, num_threads)
         score = self._size_step(score, doublings, norm)
@@ -450,8 +450,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if steps is not None and model in steps.anchors_:  # scored as its anchor, then moved by the size step
             anchor, doublings = steps.anchors_[model]
             X, base = self.score_sources(anchor, task, task_type, target, sources, size, k, num_threads)
-            return X, steps.apply(base, np.full(n, doublings), _chance_small(np.array([task], dtype=object),
-                                                                            np.array([task_type], dtype=object))[0])
+            return X, steps.apply(base, np.full(n, doublings), chance_level(task, task_type))
         if target in sources.tolist():
             raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
         sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).copy()
