@@ -621,6 +621,7 @@ def rerender(out: Path = REPORTS, log=None) -> Path:
     js = json.loads((out / "accuracy.json").read_text())
     write_reports(load_previous(out / "accuracy.json"), out, js["elapsed_s"], js["observations_rows"], meta=js)
     (log or _print)(f"re-rendered {out / 'accuracy.md'} and accuracy.json (headline) from the stored results")
+    _write_neural_page(out, log or _print)
     return out / "accuracy.md"
 
 
@@ -677,7 +678,16 @@ def run_evaluation(protocols=(), *, groups: int = P.DEFAULT_GROUPS, include_mode
     rr = run_all(obs, chosen, names, n_groups=groups or None, log=log, on_method=write, previous=previous, jobs=jobs)
     write(rr)
     log(f"wrote {out / 'accuracy.md'} and accuracy.json in {time.perf_counter() - t0:.0f}s")
+    _write_neural_page(out, log)
     return rr
+
+
+def _write_neural_page(out: Path, log) -> None:
+    """reports/neural.md follows every accuracy.json written (it compares the two models' results there)."""
+    from predictor.neural.compare import write_report
+    page = write_report(out / "accuracy.json", out / "neural.md")
+    if page is not None:
+        log(f"rewrote {page} from {out / 'accuracy.json'}")
 
 
 def load_previous(path: Path) -> RunResult | None:

@@ -174,3 +174,31 @@ def test_evaluate_small_run_then_rerender_and_readme(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["evaluate", "--readme", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert E.README_START in readme.read_text() and "rewrote the accuracy table" in res.output
+
+
+def test_neural_page_follows_accuracy_json_and_keeps_its_earlier_part(tmp_path):
+    """reports/neural.md is rewritten from whichever accuracy.json `xlt evaluate` wrote (a hand-run page went stale
+    for a day), keeps its earlier-measurements part, and is left alone when the run holds no neural results."""
+    import shutil
+
+    from predictor.evaluate import NEURAL, OURS, ROOT
+    from predictor.neural.compare import EARLIER, write_report
+
+    acc_path = tmp_path / "accuracy.json"
+    shutil.copy(ROOT / "reports" / "accuracy.json", acc_path)
+    acc = json.loads(acc_path.read_text())
+    page = tmp_path / "neural.md"
+    page.write_text("stale\n" + EARLIER + "\nold evidence kept\n")
+    assert write_report(acc_path, page) == page
+    text = page.read_text()
+    assert text.startswith("# Neural multi-task model vs the LightGBM model")
+    assert f"From `reports/accuracy.json` ({acc['generated']})" in text and "stale" not in text
+    assert text.rstrip().endswith("old evidence kept") and text.count(EARLIER) == 1
+    seen_rmse = acc["results"]["seen"][NEURAL]["all files"]["rmse"]["value"]
+    assert f"{seen_rmse:.2f}" in text and OURS in text
+
+    for per in acc["results"].values():
+        per.pop(NEURAL, None)
+    acc_path.write_text(json.dumps(acc))
+    page.write_text("untouched")
+    assert write_report(acc_path, page) is None and page.read_text() == "untouched"

@@ -131,28 +131,38 @@ def _params_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from predictor.evaluate import NEURAL, OURS
-
     ap = argparse.ArgumentParser(prog="python -m predictor.neural.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("--accuracy", type=Path, default=REPORTS / "accuracy.json")
     ap.add_argument("--out", type=Path, default=REPORTS / "neural.md")
     ap.add_argument("--monotonicity", action="store_true", help="fit once on all rows and sweep k / source size")
     args = ap.parse_args(argv)
-    acc = json.loads(args.accuracy.read_text())
     mono = None
     if args.monotonicity:
         from predictor import protocols as P
         from predictor.neural import EVAL_PARAMS, NeuralTransferRegressor
         obs = P.load_observations()
         mono = monotonicity_report(NeuralTransferRegressor(**EVAL_PARAMS).fit(obs), obs)
-    text = render(acc, (OURS, NEURAL), mono)
-    earlier = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-    if EARLIER in earlier:   # earlier measurements (other feature sets, removed ensembles) are kept as evidence
-        text += "\n" + earlier[earlier.index(EARLIER):]
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_report(args.accuracy, args.out, mono)}")
     return 0
 
+
+def write_report(accuracy: Path = REPORTS / "accuracy.json", out: Path = REPORTS / "neural.md",
+                 mono: dict | None = None) -> Path | None:
+    """Rewrite `out` from `accuracy` (atomically), keeping its earlier-measurements part. `xlt evaluate` calls it
+    after every run, so the page never describes an older accuracy.json than the README's table; None when the run
+    holds no neural results (`--no-neural`, or only other methods re-run and none stored)."""
+    from predictor.evaluate import NEURAL, OURS, _atomic_write
+
+    acc = json.loads(Path(accuracy).read_text())
+    if not any(NEURAL in per for per in acc.get("results", {}).values()):
+        return None
+    text = render(acc, (OURS, NEURAL), mono)
+    out = Path(out)
+    earlier = out.read_text(encoding="utf-8") if out.exists() else ""
+    if EARLIER in earlier:   # earlier measurements (other feature sets, removed ensembles) are kept as evidence
+        text += "\n" + earlier[earlier.index(EARLIER):]
+    _atomic_write(out, text)
+    return out
 
 if __name__ == "__main__":
     sys.exit(main())
