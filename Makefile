@@ -51,9 +51,11 @@ evaluate: install-test data
 	$(BIN)/xlt evaluate --all
 	$(BIN)/xlt evaluate --readme
 
-# docs/SERVICE.md's curl examples, answered by the shipped model (after `xlt train`; a test fails while they are stale)
+# docs/SERVICE.md's curl examples, answered by the shipped model (after `xlt train`; a test fails while they are stale),
+# and reports/interpretation.md, the OLS view of training_data/ (after the data or the features change)
 docs: install data model
 	$(BIN)/python bench/service_examples.py
+	$(BIN)/xlt interpret
 
 clean:
 	rm -rf $(VENV) models
