@@ -68,26 +68,10 @@ def held_out_sizes(obs: pd.DataFrame) -> list[dict]:
 def step_forms(obs: pd.DataFrame, step: float) -> list[dict]:
     """Observed gain per doubling of the record's mT5 steps from >= 1B parameters, by the smaller model's share of
     the way from chance to 100, beside the logit step's and the headroom share's predictions."""
-    import math
+    from predictor.size_steps import BILLION, SizeSteps, ladder_steps
 
-    from features import registry
-    from predictor.model import chance_level
-    from predictor.size_steps import BILLION, SizeSteps
-
-    types = obs.groupby("task")["task_type"].first().to_dict()
-    ladder = sorted((registry.resolve_model(m).n_params, m) for m in ("mt5-small", "mt5-base", "mt5-large", "mt5-xl",
-                                                                     "mt5-xxl"))
-    cols = ["task", "train_config", "target", "k", "metric"]
-    parts = []
-    for (na, a), (nb, b) in zip(ladder, ladder[1:]):
-        if na < BILLION:
-            continue
-        A = obs[obs["model"] == a].groupby(cols)["score"].mean()
-        B = obs[obs["model"] == b].groupby(cols)["score"].mean()
-        pair = pd.concat([A.rename("a"), B.rename("b")], axis=1).dropna().reset_index()
-        pair["d"] = math.log2(nb / na)
-        pair["chance"] = [chance_level(t, types.get(t, "")) for t in pair["task"]]
-        parts.append(pair)
+    parts = [st["pairs"].assign(d=st["doublings"]) for st in ladder_steps(obs)
+             if st["family"] == "mt5" and st["n_from"] >= BILLION]
     df = pd.concat(parts, ignore_index=True)
     logit = SizeSteps()
     logit.step_ = step

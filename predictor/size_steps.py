@@ -52,6 +52,39 @@ def _spec(model_id: str):
         return None
 
 
+def size_ladders(obs: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
+    """Per family, its sized models the rows hold, as (parameters, id) from the smallest up."""
+    sized: dict[str, list[tuple[float, str]]] = {}
+    for m in {str(m) for m in pd.unique(obs["model"].astype(str))}:
+        spec = _spec(m)
+        if spec is not None and spec.n_params:
+            sized.setdefault(spec.family, []).append((float(spec.n_params), spec.id))
+    return {f: sorted(members) for f, members in sized.items()}
+
+
+def ladder_steps(obs: pd.DataFrame, sized: dict | None = None) -> list[dict]:
+    """Every published step between two consecutive sizes of a family the rows hold: {family, from, to, n_from,
+    doublings, pairs}, `pairs` the two sizes' mean scores ("a", "b") on the same task, training mix, target, k and
+    metric, with the task's chance level ("chance"). What `SizeSteps.fit` fits on and bench/size_steps.py reports."""
+    from predictor.model import chance_level   # (predictor.model imports this module)
+
+    sized = size_ladders(obs) if sized is None else sized
+    types = obs.groupby("task")["task_type"].first().to_dict() if "task_type" in obs.columns else {}
+    cols = [c for c in _MATCH if c in obs.columns]
+    out = []
+    for family, members in sized.items():
+        for (na, a), (nb, b) in zip(members, members[1:]):
+            A = obs[obs["model"].astype(str) == a].groupby(cols)["score"].mean()
+            B = obs[obs["model"].astype(str) == b].groupby(cols)["score"].mean()
+            pair = pd.concat([A.rename("a"), B.rename("b")], axis=1).dropna().reset_index()
+            if pair.empty:
+                continue
+            pair["chance"] = [chance_level(str(t), str(types.get(t, ""))) for t in pair["task"]]
+            out.append({"family": family, "from": a, "to": b, "n_from": na, "doublings": math.log2(nb / na),
+                        "pairs": pair})
+    return out
+
+
 class SizeSteps:
     """Fitted on observation rows: `step_` (logit of the share above chance, per doubling of parameters) and, per
     registered model the rows hold no result of, its anchor and the doublings of parameters from it (`anchors_`:
@@ -64,34 +97,17 @@ class SizeSteps:
 
     def fit(self, obs: pd.DataFrame) -> "SizeSteps":
         observed = {str(m) for m in pd.unique(obs["model"].astype(str))}
-        sized: dict[str, list[tuple[float, str]]] = {}
-        for m in observed:
-            spec = _spec(m)
-            if spec is not None and spec.n_params:
-                sized.setdefault(spec.family, []).append((float(spec.n_params), spec.id))
-        from predictor.model import chance_level   # (predictor.model imports this module)
-
-        types = obs.groupby("task")["task_type"].first().to_dict() if "task_type" in obs.columns else {}
+        sized = size_ladders(obs)
         steps, big, self.steps_ = [], [], []
-        cols = [c for c in _MATCH if c in obs.columns]
-        for family, members in sized.items():
-            members.sort()
-            for (na, a), (nb, b) in zip(members, members[1:]):
-                A = obs[obs["model"].astype(str) == a].groupby(cols)["score"].mean()
-                B = obs[obs["model"].astype(str) == b].groupby(cols)["score"].mean()
-                pair = pd.concat([A.rename("a"), B.rename("b")], axis=1).dropna()
-                if pair.empty:
-                    continue
-                doublings = math.log2(nb / na)
-                tasks = pair.index.get_level_values("task")
-                chance = np.array([chance_level(str(t), str(types.get(t, ""))) for t in tasks])
-                share = lambda s: (s.to_numpy() - chance) / (100.0 - chance)  # noqa: E731
-                step = (_logit(share(pair["b"])) - _logit(share(pair["a"]))) / doublings
-                steps.append(step)
-                if na >= BILLION:
-                    big.append(step)
-                self.steps_.append({"from": a, "to": b, "pairs": int(len(pair)), "doublings": round(doublings, 3),
-                                    "median_step": float(np.median(step))})
+        for st in ladder_steps(obs, sized):
+            pair, doublings, c = st["pairs"], st["doublings"], st["pairs"]["chance"].to_numpy()
+            share = lambda col: (pair[col].to_numpy() - c) / (100.0 - c)  # noqa: E731
+            step = (_logit(share("b")) - _logit(share("a"))) / doublings
+            steps.append(step)
+            if st["n_from"] >= BILLION:
+                big.append(step)
+            self.steps_.append({"from": st["from"], "to": st["to"], "pairs": int(len(pair)),
+                                "doublings": round(doublings, 3), "median_step": float(np.median(step))})
         pool = big or steps
         self.step_ = float(np.clip(np.median(np.concatenate(pool)), 0.0, 1.0)) if pool else 0.0
         self.anchors_ = {}

@@ -164,5 +164,6 @@ def write_report(accuracy: Path = REPORTS / "accuracy.json", out: Path = REPORTS
     _atomic_write(out, text)
     return out
 
+
 if __name__ == "__main__":
     sys.exit(main())
