@@ -141,18 +141,19 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     # merged into one model of the same 120 trees: at seeds 0 and 1 the seen-language ratio spread 0.687–0.697
     # instead of 0.663–0.717, xpos RMSE 13.72 / 13.59 vs 14.41 / 13.95, regret 6.07 / 5.35 vs 6.48 / 5.67
     # (reports/model_experiments.md); the serving cost is unchanged.
-    # monotone_method: how LightGBM enforces the monotone constraints. "advanced" constrains each leaf only against
-    # the leaves it can actually be compared with, so the size, data and distance constraints cost less accuracy than
-    # "intermediate" did: seen-language ratio 0.710 / 0.715 -> 0.695 / 0.709 (seeds 0 / 1), SumEval group MAE k = 0
-    # 7.60 -> 7.34, LangRankPlus TyDiQA XLM-R PL 7.81 -> 7.14; xpos and the unseen-dataset matrices within their seed
-    # noise (reports/model_experiments.md). Training takes about 10% longer; serving is unchanged.
+    # monotone_method: how LightGBM enforces the monotone constraints. "intermediate": "advanced" (tried in the eighth
+    # session, a little more accurate within the seed noise) does not always hold them (LightGBM issues #5358 and
+    # #6155): the model retrained in the eleventh session scored XLM-R base, UD POS, Turkish with k = 10 and
+    # `qu:1000;zu:20000;de:5000` 0.53 points lower with Quechua at 10,000 (a tree lowered German's component as
+    # `log1p_other_related`, constrained +1, rose): 1 violation in 4,000 random sweeps, 0 with "intermediate"
+    # (reports/model_experiments.md). The output laws are meant to hold by construction, not by luck.
     def __init__(self, n_estimators: int = 120, learning_rate: float = 0.3, num_leaves: int = 31,
                  max_depth: int = 6, min_child_samples: int = 20, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
                  n_bags: int = 2, source_offsets: bool = True, pair_offsets: bool = True, random_state: int = 0,
-                 n_jobs: int = 2, monotone_method: str = "advanced",
+                 n_jobs: int = 2, monotone_method: str = "intermediate",
                  monotone_penalty: float = 0.0):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate

@@ -99,3 +99,31 @@ def test_small_and_vectorised_paths_agree():
     np.testing.assert_array_equal(big[idx], small)
     again = RecordEvidence.from_csv(ev.to_csv())
     np.testing.assert_array_equal(again.component_matrix(*args, rows, langs, GRAINS), big)
+
+
+def test_langrankplus_xquad_runs_are_a_pool_of_their_own():
+    """LangRankPlus's unsized XQuAD runs (a tiny training set recorded at SQuAD's size) never set a sized model's
+    XQuAD level; their own rows still read their pool, and the family's other tasks still pool the unsized runs."""
+    rows = [("xlm-r", "eng", "hin", 18.0), ("xlm-r", "mar", "hin", 24.0), ("xlm-r-large", "eng", "hin", 76.7)]
+    obs = pd.DataFrame({"model": [r[0] for r in rows], "task": "xquad", "task_type": "qa",
+                        "target": [r[2] for r in rows], "train_config": [f"{r[1]}:87599" for r in rows],
+                        "k": 0, "score": [r[3] for r in rows]})
+    xnli = _frame([("xlm-r", "eng", "swh", 60.0), ("xlm-r-large", "eng", "swh", 70.0)])
+    both = pd.concat([obs, xnli], ignore_index=True)
+    ev = RecordEvidence().fit(normalize_observations(both), both["score"].to_numpy())
+
+    def serve(model, task, task_type, source, target):
+        norm = normalize_observations(pd.DataFrame({"model": [model], "task": task, "task_type": task_type,
+                                                    "target": target, "train_config": f"{source}:1000", "k": 0}))
+        _, r, langs = featurize_components(norm)
+        E = ev.component_matrix(norm["model"].to_numpy(object), norm["task"].to_numpy(object),
+                                norm["task_type"].to_numpy(object), norm["target"].to_numpy(object), r, langs, GRAINS)
+        return dict(zip(GRAINS, E[list(langs).index(source)].astype(float)))
+
+    sized = serve("xlm-r-base", "xquad", "qa", "mar", "hin")
+    assert sized["ev_target"] == pytest.approx(76.7)          # the sized model's result only, not (18 + 24 + 76.7) / 3
+    assert math.isnan(sized["ev_pair"])                        # mar → hin is published only by the unsized runs
+    assert sized["ev_pair_other"] == pytest.approx(24.0)      # ... which speak as another pool's pair
+    own = serve("xlm-r", "xquad", "qa", "mar", "hin")
+    assert own["ev_target"] == pytest.approx((18 + 24) / 2) and own["ev_pair"] == pytest.approx(24.0)
+    assert serve("xlm-r-base", "xnli", "classification", "eng", "swh")["ev_target"] == pytest.approx(65.0)

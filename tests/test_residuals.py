@@ -86,14 +86,16 @@ def test_pair_offsets_are_shrunk_means_per_pair_and_survive_csv():
 
 
 def test_a_size_without_its_own_record_of_a_target_reads_the_nearest_sized_sibling():
-    from predictor.residuals import PairOffsets
+    from predictor.residuals import SIBLING_WEIGHT, PairOffsets
+    assert SIBLING_WEIGHT == 0.5
     po = PairOffsets(prior=0.0).fit(["xlm-r-base", "xlm-r-base", "mt5-small", "xlm-r"], ["udpos"] * 4,
                                     ["ces", "pol", "ces", "ces"], ["slk"] * 4, [3.0, -1.0, 9.0, 7.0])
     po.attach_record({("xlm-r-base", "udpos", "slk"), ("xlm-r-large", "udpos", "deu")})
     fam = po.offsets(["xlm-r-large", "xlm-r-large", "xlm-r-xxl"], ["udpos"] * 3, ["slk"] * 3, ["ces", "pol", "ces"])
-    assert fam.tolist() == [3.0, -1.0, 3.0]          # XLM-R base's pairs; never mT5's, never the unsized xlm-r's
+    assert fam.tolist() == [1.5, -0.5, 1.5]          # XLM-R base's pairs at half weight; never mT5's or the unsized
     assert po.sibling("xlm-r-large", "udpos", "slk") == "xlm-r-base" and po.holds("xlm-r-large", "udpos")
     # a model with results of its own for the target (its mixes) borrows nothing; unsized models never borrow
     assert po.sibling("xlm-r-large", "udpos", "deu") is None
-    assert po.offsets(["xlm-r", "mt5-base"], ["udpos"] * 2, ["slk"] * 2, ["pol", "ces"]).tolist() == [0.0, 9.0]
+    assert po.offsets(["xlm-r", "mt5-base"], ["udpos"] * 2, ["slk"] * 2, ["pol", "ces"]).tolist() == [0.0, 4.5]
+    assert po.offsets(["xlm-r-base"], ["udpos"], ["slk"], ["ces"]).tolist() == [3.0]   # its own: full weight
     assert po.offsets(["mbert"], ["udpos"], ["slk"], ["ces"]).tolist() == [0.0]
