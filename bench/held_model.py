@@ -32,13 +32,14 @@ def _stats(e: np.ndarray) -> dict:
 
 def held_out(obs: pd.DataFrame, model: str, seed: int) -> dict:
     from predictor.model import TransferRegressor
+    from predictor.protocols import single_source_mask
 
     test = (obs["model"] == model).to_numpy()
     t0 = time.time()
     m = TransferRegressor(random_state=seed).fit(obs[~test])
     d = obs[test].copy()
     d["e"] = m.predict(d) - d["score"].to_numpy()
-    single = ((d["n_sources"] == 1) & (d["k"] == 0) & (d["source"] != d["target"])).to_numpy()
+    single = single_source_mask(d)
     tasks = [{"dataset": ds, "task": t, **_stats(g["e"].to_numpy())}
              for (ds, t), g in d.groupby(["dataset", "task"], sort=True)]
     return {"model": model, "fit_s": round(time.time() - t0, 1), "all": _stats(d["e"].to_numpy()),
@@ -48,14 +49,13 @@ def held_out(obs: pd.DataFrame, model: str, seed: int) -> dict:
 def in_record(obs: pd.DataFrame) -> list[dict]:
     """The shipped model asked back the record's single-source zero-shot results of sized models, per (dataset, task,
     model): what the evidence pools change for a user asking about a published configuration."""
+    from features.registry import SIZED_DEFAULT
     from predictor import TransferPredictor
-    from features.registry import resolve_model
+    from predictor.protocols import single_source_mask
 
     p = TransferPredictor.load()
-    specs = {m: resolve_model(m, allow_unsized=True) for m in obs["model"].unique()}
-    sized = {m for m, s in specs.items() if s.n_params or s.id != s.family}   # not LangRankPlus's unsized ids
-    d = obs[(obs["n_sources"] == 1) & (obs["k"] == 0) & (obs["source"] != obs["target"]) & obs["model"].isin(sized)
-            & (obs["task_type"] == "qa")].copy()
+    sized = ~obs["model"].isin(list(SIZED_DEFAULT)).to_numpy()   # not LangRankPlus's unsized ids
+    d = obs[single_source_mask(obs) & sized & (obs["task_type"] == "qa").to_numpy()].copy()
     d["e"] = p.model.predict(d) - d["score"].to_numpy()
     return [{"dataset": ds, "task": t, "model": m, "published": float(g["score"].mean()), **_stats(g["e"].to_numpy())}
             for (ds, t, m), g in d.groupby(["dataset", "task", "model"], sort=True)]

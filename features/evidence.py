@@ -115,9 +115,9 @@ def _separate(models: np.ndarray, tasks: np.ndarray) -> np.ndarray | None:
     return sep if sep.any() else None
 
 
-def _family(models: np.ndarray, tasks: np.ndarray | None = None) -> np.ndarray:
+def _family(models: np.ndarray, tasks: np.ndarray) -> np.ndarray:
     """The evidence pool of each row: its model's family, or the family's separate pool for a (model, task) of
-    SEPARATE_POOLS (given `tasks`; a served model is never in one)."""
+    SEPARATE_POOLS (a served model is never in one)."""
     models = np.asarray(models, dtype=object)
     if len(models) < SMALL_N:
         memo: dict = {}
@@ -125,7 +125,7 @@ def _family(models: np.ndarray, tasks: np.ndarray | None = None) -> np.ndarray:
     else:
         codes, uniq = pd.factorize(models)
         fam = np.array([family_of(m) for m in uniq] + [""], dtype=object)[codes]
-    sep = None if tasks is None else _separate(models, tasks)
+    sep = _separate(models, tasks)
     if sep is not None:
         fam = fam.copy()
         fam[sep] = fam[sep] + SEPARATE_SUFFIX
