@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -101,3 +102,32 @@ def test_pictures_have_their_own_smaller_cache(app_client):
     again = c.get(url)
     assert again.content == first.content and app.state.pictures.hits == hits + 1
     assert app.state.pictures.max_bytes == PICTURE_CACHE["max_bytes"] <= app.state.answers.max_bytes // 4
+
+
+def test_an_inline_ranking_scores_on_both_cores_with_the_same_answer(app_client, monkeypatch, predictor):
+    """Computed inline (alone in the process), a ranking's rows are scored with INLINE_THREADS LightGBM threads; the
+    scores equal one thread's to the last bit, and the setting does not outlive the request."""
+    from predictor.facade import REQUEST_THREADS
+
+    app, c = app_client
+    used = []
+    real = predictor.model.score_sources
+    monkeypatch.setattr(predictor.model, "score_sources",
+                        lambda *a, **k: used.append(k.get("num_threads")) or real(*a, **k))
+    body = {**RANK, "candidates": ["en", "de", "fr", "hi", "ar", "zu", "xh", "st", "tn", "ts", "ss", "nr"],
+            "source_size": 2345}
+    inline = c.post("/rank", json=body)
+    assert inline.status_code == 200 and used == [queries.INLINE_THREADS] and queries.INLINE_THREADS == 2
+    assert REQUEST_THREADS.get() == 1
+    query = {"model": RANK["model"], "task": RANK["task"], "target": RANK["target"], "source_size": 2345}
+    one = predictor.model.score_sources("xlm-r-large", "xnli", "classification", "swh", ["eng", "deu", "zul"], 2345)
+    token = REQUEST_THREADS.set(2)
+    try:
+        two = predictor.model.score_sources("xlm-r-large", "xnli", "classification", "swh", ["eng", "deu", "zul"], 2345,
+                                            num_threads=REQUEST_THREADS.get())
+    finally:
+        REQUEST_THREADS.reset(token)
+    assert used[-2:] == [None, 2] and (one[1] == two[1]).all() \
+        and np.array_equal(one[0], two[0], equal_nan=True)
+    ranked = predictor.rank(query, body["candidates"], RANK["top"])
+    assert [s["score"] for s in inline.json()["sources"]] == pytest.approx(ranked["predicted_score"].tolist(), abs=0.006)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from features.errors import BadValue
+from predictor.facade import REQUEST_THREADS
 
 from api.answers import explain_answer, rank_answer, with_task_type
 from api.dependencies import MAX_PLAN_WORK, WorkPool, get_answers, get_predictor, plan_pool
@@ -28,6 +29,7 @@ router = APIRouter(tags=["predict"], responses=ERROR_RESPONSES)
 
 INLINE_MAX_CANDIDATES = 200  # a fresh /rank over 100 candidates costs ~2-3 ms of CPU, over 1000 about ten times that
 INLINE_MAX_KS = 30
+INLINE_THREADS = 2  # LightGBM threads of a question computed inline (the box has 2 cores; see REQUEST_THREADS)
 
 
 def _alone(request: Request, p) -> bool:
@@ -44,8 +46,12 @@ async def _answer(p, cache, endpoint: str, body: BaseModel, out: type[BaseModel]
     if data is None:
         def work() -> bytes:
             return out.model_validate(compute(p)).model_dump_json().encode()
-        if inline and pool is None:
-            data = work()
+        if inline and pool is None:  # the only request in progress: it may score on every core (REQUEST_THREADS)
+            token = REQUEST_THREADS.set(INLINE_THREADS)
+            try:
+                data = work()
+            finally:
+                REQUEST_THREADS.reset(token)
         else:
             data = await (pool.run if pool is not None else run_in_threadpool)(work)
         cache.put(p, key, data)
