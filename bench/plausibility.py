@@ -4,7 +4,8 @@ The six properties published transfer results obey (issue 8; the shared check `p
 HTTP and the batch CLI), measured here in-process on many queries so the README can quote generated figures:
 chance floors, more data never lowering a score, a handful of own examples as the start of a learning curve,
 close relatives in the default top 3, k_to_reach as the model's own answer independent of the ks grid, and
-intervals wider where nothing was published.
+intervals wider where nothing was published. A seventh the shared check does not ask: a bigger size of a family
+answers lower than a smaller one no more often than the record's own consecutive sizes do.
 
     .venv/bin/python bench/plausibility.py
 """
@@ -105,7 +106,44 @@ def measure(p, seed: int = 7) -> dict:
         w[name] = {"width80": float(np.mean([x["upper80"] - x["lower80"] for x in a])),
                    "regimes": sorted({x["regime"] for x in a})}
     out["intervals"] = {**w, "ratio": w["unseen"]["width80"] / w["seen"]["width80"]}
+    # 7. a bigger size of the same family: as often lower as in the record's own consecutive sizes, no more
+    out["sizes"] = size_sweep(p, rng)
     return out
+
+
+LADDERS = {"mt5": ["mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl"],
+           "xlm-r": ["xlm-r-base", "xlm-r-large", "xlm-r-xl", "xlm-r-xxl"]}
+
+
+def size_sweep(p, rng, n: int = 600) -> dict:
+    """Random (task, source, target, k) questions asked of every size of a family: how often a bigger size answers
+    more than 1 (3) points lower than a smaller one, against how often the record's published consecutive sizes
+    (same task, mix, target, k, metric) do."""
+    from predictor.size_steps import ladder_steps
+    from predictor.train import load_observations, trainable
+
+    tasks = ["xnli", "pawsx", "xquad", "mlqa", "tydiqa", "wikiann", "udpos"]
+    rows, groups = [], []
+    for i in range(n):
+        family = list(LADDERS)[i % 2]
+        t, tg = tasks[rng.integers(len(tasks))], LANGS[rng.integers(len(LANGS))]
+        src = "en" if rng.random() < 0.5 else LANGS[rng.integers(len(LANGS))]
+        src = src if src != tg else ("en" if tg != "en" else "de")
+        k = int(rng.choice([0, 0, 0, 10, 100, 1000]))
+        rows += [dict(model=m, task=t, source=src, target=tg, k=k) for m in LADDERS[family]]
+        groups.append(len(LADDERS[family]))
+    s = p.predict(pd.DataFrame(rows)).predicted_score.to_numpy()
+    drops, start = [], 0
+    for g in groups:
+        v = s[start:start + g]
+        drops += [v[b] - v[a] for a in range(g) for b in range(a + 1, g)]
+        start += g
+    d = np.array(drops)
+    steps = ladder_steps(trainable(load_observations()))
+    pub = np.concatenate([(st["pairs"]["b"] - st["pairs"]["a"]).to_numpy() for st in steps])
+    return {"n": int(len(d)), "lower_gt_1": float((d < -1).mean()), "lower_gt_3": float((d < -3).mean()),
+            "worst": float(d.min()), "published_pairs": int(len(pub)),
+            "published_lower_gt_1": float((pub < -1).mean()), "published_lower_gt_3": float((pub < -3).mean())}
 
 
 def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
@@ -128,6 +166,13 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
          "well-covered ones", "≥ 1.25×",
          f"{r['intervals']['unseen']['width80']:.1f} vs {r['intervals']['seen']['width80']:.1f} "
          f"= {r['intervals']['ratio']:.2f}×", r["intervals"]["ratio"] >= 1.25),
+        ("a bigger size of the same family answers lower by > 1 / > 3 points (mT5 small → XXL, XLM-R base → XXL)",
+         f"≤ the record's consecutive sizes ({r['sizes']['published_lower_gt_1']:.1%} / "
+         f"{r['sizes']['published_lower_gt_3']:.1%} of {r['sizes']['published_pairs']})",
+         f"{r['sizes']['lower_gt_1']:.1%} / {r['sizes']['lower_gt_3']:.1%} of {r['sizes']['n']} size pairs "
+         f"(worst {r['sizes']['worst']:+.1f})",
+         r["sizes"]["lower_gt_1"] <= r["sizes"]["published_lower_gt_1"]
+         and r["sizes"]["lower_gt_3"] <= r["sizes"]["published_lower_gt_3"]),
     ]
 
 

@@ -124,3 +124,27 @@ def test_labels_say_the_size_was_scored_from_its_anchor():
     # a size the record holds reads as before
     assert describe("model_log_params", large, {"model": "xlm-r-large"}) == "model = XLM-R-large, 550M parameters"
     assert value_text("size_step", math.log2(3.5e9 / 5.5e8), q) == "2.67 doublings (×6.4 parameters)"
+
+
+def test_a_bigger_size_of_the_shipped_family_is_not_answered_lower(predictor):
+    """Published results of consecutive sizes rarely go down (2.6% of the record's pairs by more than a point): from
+    English, on the tasks whose sizes share one publication's setup (the mT5 paper's tables, XTREME-style XNLI /
+    PAWS-X / QA / WikiANN), every size of mT5 and XLM-R answers at least its smaller sibling minus a point. (UD POS is
+    left out: XLM-R base's and large's records come from different setups that disagree per target,
+    reports/model_experiments.md, twelfth session; so is WikiANN Yoruba, which the mT5 paper itself publishes at
+    58.8 / 56.5 / 47.2 for small / base / large, and xlt answers as published.)"""
+    ladders = {"mt5": ["mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl"],
+               "xlm-r": ["xlm-r-base", "xlm-r-large", "xlm-r-xl", "xlm-r-xxl"]}
+    targets = {"xnli": ["de", "sw", "hi", "ur"], "pawsx": ["de", "ja"], "xquad": ["hi", "ar", "th"],
+               "tydiqa": ["sw", "fi", "bn"], "wikiann": ["de", "ta", "qu", "xh"]}
+    rows = [dict(model=m, task=t, source="en", target=g) for t, gs in targets.items() for g in gs
+            for ladder in ladders.values() for m in ladder]
+    s = predictor.predict(pd.DataFrame(rows))["predicted_score"].to_numpy()
+    i = 0
+    for t, gs in targets.items():
+        for g in gs:
+            for family, ladder in ladders.items():
+                v = s[i:i + len(ladder)]
+                i += len(ladder)
+                assert np.all(np.diff(np.maximum.accumulate(v)) >= 0)     # (the running best, for the message)
+                assert np.all(v[1:] >= np.maximum.accumulate(v)[:-1] - 1.0), (t, g, family, v.round(1).tolist())
