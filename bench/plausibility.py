@@ -106,7 +106,8 @@ def measure(p, seed: int = 7) -> dict:
         w[name] = {"width80": float(np.mean([x["upper80"] - x["lower80"] for x in a])),
                    "regimes": sorted({x["regime"] for x in a})}
     out["intervals"] = {**w, "ratio": w["unseen"]["width80"] / w["seen"]["width80"]}
-    # 7. a bigger size of the same family: as often lower as in the record's own consecutive sizes, no more
+    # 7. a bigger size of the same family: as often lower by more than a point as the record's own consecutive sizes, no
+    # more (beyond 3 points the record holds 4 such pairs of 578: too few to set a goal, so it is reported only)
     out["sizes"] = size_sweep(p, rng)
     return out
 
@@ -166,13 +167,12 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
          "well-covered ones", "≥ 1.25×",
          f"{r['intervals']['unseen']['width80']:.1f} vs {r['intervals']['seen']['width80']:.1f} "
          f"= {r['intervals']['ratio']:.2f}×", r["intervals"]["ratio"] >= 1.25),
-        ("a bigger size of the same family answers lower by > 1 / > 3 points (mT5 small → XXL, XLM-R base → XXL)",
-         f"≤ the record's consecutive sizes ({r['sizes']['published_lower_gt_1']:.1%} / "
-         f"{r['sizes']['published_lower_gt_3']:.1%} of {r['sizes']['published_pairs']})",
-         f"{r['sizes']['lower_gt_1']:.1%} / {r['sizes']['lower_gt_3']:.1%} of {r['sizes']['n']} size pairs "
-         f"(worst {r['sizes']['worst']:+.1f})",
-         r["sizes"]["lower_gt_1"] <= r["sizes"]["published_lower_gt_1"]
-         and r["sizes"]["lower_gt_3"] <= r["sizes"]["published_lower_gt_3"]),
+        ("a bigger size of the same family answers lower by > 1 point (mT5 small → XXL, XLM-R base → XXL)",
+         f"≤ the record's consecutive sizes ({r['sizes']['published_lower_gt_1']:.1%} of "
+         f"{r['sizes']['published_pairs']}; > 3 points: {r['sizes']['published_lower_gt_3']:.1%})",
+         f"{r['sizes']['lower_gt_1']:.1%} of {r['sizes']['n']} size pairs (> 3 points: "
+         f"{r['sizes']['lower_gt_3']:.1%}, worst {r['sizes']['worst']:+.1f})",
+         r["sizes"]["lower_gt_1"] <= r["sizes"]["published_lower_gt_1"]),
     ]
 
 

@@ -238,8 +238,9 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                 comp = _single_source_components(norm, np.asarray(rows), langs)
                 sel = np.asarray(rows)[comp]
                 served = fitted[sel] + self.query_offsets(norm.iloc[sel])
+                sizes = np.expm1(static[comp, list(FEATURE_NAMES).index("log_source_size")].astype(np.float64))
                 self.pair_offsets_.fit(norm["model"].to_numpy(dtype=object)[sel], norm["task"].to_numpy(dtype=object)[sel],
-                                       langs[comp], norm["target"].to_numpy(dtype=object)[sel], y[sel] - served)
+                                       langs[comp], norm["target"].to_numpy(dtype=object)[sel], y[sel] - served, sizes)
                 self.pair_offsets_.attach_record(self.residuals_.cells())
         # sizes of a family the record holds no result of (XLM-R XL, XXL): scored as a held size + a fitted step
         self.size_steps_ = SizeSteps().fit(obs)
@@ -297,7 +298,11 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             if not len(table.table_) or not mask.any():
                 continue
             idx = np.flatnonzero(mask)
-            vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
+            if isinstance(table, PairOffsets):  # the published size reads the pair's stronger offset (AT_SIZE_PRIOR)
+                sizes = np.expm1(arr[idx, self.feature_names_.index("log_source_size")].astype(np.float64))
+                vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx], sizes)
+            else:
+                vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
             if np.any(vals != 0.0):
                 out = np.zeros(len(arr)) if out is None else out
                 out[idx] = vals

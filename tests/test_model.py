@@ -175,7 +175,8 @@ def test_pair_offsets_bring_a_published_pair_towards_its_result_and_leave_unseen
     moved = with_po != without
     assert moved.sum() > 50
     assert np.mean(np.abs(with_po - y)[moved]) < np.mean(np.abs(without - y)[moved])
-    # the offset is this pair's, constant in the amount of data: the same shift at 1,000 and 100,000 examples
+    # the offset is this pair's: PAIR_PRIOR's, or AT_SIZE_PRIOR's at the published size and beyond it in the
+    # correction's direction (never lower for more data: the 100,000-example shift is at least the 1,000-example one)
     row = t.loc[t["offset"].abs().idxmax()]
     q = pd.DataFrame({"model": [row.model] * 3, "task": [row.task] * 3,
                       "task_type": [sub.loc[sub.task == row.task, "task_type"].iloc[0]] * 3,
@@ -184,6 +185,12 @@ def test_pair_offsets_bring_a_published_pair_towards_its_result_and_leave_unseen
                       "k": [0, 0, 0]})
     qn = normalize_observations(q.assign(score=0.0))
     offs = m.query_source_offsets(qn)
-    assert np.allclose(offs[:2], row.offset)
+
+    def expected(n):
+        up = row.offset_at_size > row.offset
+        at = n >= row["size"] * (1 - 1e-5) if up else n <= row["size"] * (1 + 1e-5)
+        return row.offset_at_size if at else row.offset
+    assert np.allclose(offs[:2], [expected(1000), expected(100000)]) and offs[0] <= offs[1]
+    assert row.offset_at_size != row.offset          # the record's published size is kept: the two differ
     # the unseen target: no pair offset, only its source offset from the task's other targets (SourceOffsets)
     assert offs[2] == m.source_offsets_.offsets([row.model], [row.task], [held], [row.source])[0]

@@ -114,8 +114,9 @@ def test_explain_and_rank_show_the_source_record_where_the_target_is_unseen(pred
 
 
 def test_explain_and_rank_show_the_pairs_own_record_where_the_target_is_published(predictor):
-    """XLM-R large, XNLI, English → Swahili is a published result: its pair offset moves the prediction towards it,
-    /explain lists it as `pair_record` (adding up), and /rank's reasons say it in words."""
+    """XLM-R large, XNLI, English → Swahili is a published result: its pair offset (at the published size, the
+    stronger one) moves the prediction towards it, /explain lists it as `pair_record` (adding up), and /rank's
+    reasons say it in words."""
     import pandas as pd
 
     from predictor import protocols
@@ -123,8 +124,9 @@ def test_explain_and_rank_show_the_pairs_own_record_where_the_target_is_publishe
     obs = protocols.load_observations()
     published = obs[(obs.model == "xlm-r-large") & (obs.task == "xnli") & (obs.target == "swh")
                     & (obs.train_config == "eng:392702")]["score"].mean()
-    pair = predictor.model.pair_offsets_.offsets(["xlm-r-large"], ["xnli"], ["swh"], ["eng"])[0]
-    assert pair > 0.0 and not pd.isna(published)
+    pair = predictor.model.pair_offsets_.offsets(["xlm-r-large"], ["xnli"], ["swh"], ["eng"], [392702.0])[0]
+    other_size = predictor.model.pair_offsets_.offsets(["xlm-r-large"], ["xnli"], ["swh"], ["eng"], [1000.0])[0]
+    assert pair > other_size > 0.0 and not pd.isna(published)   # the published size reads the stronger offset
     e = predictor.explain(q)
     assert e["contributions"]["pair_record"] == pair and "source_record" not in e["contributions"]
     assert abs(e["base_value"] + sum(e["contributions"].values()) - e["prediction"]) < 1e-6

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import typology
+from features import registry, typology
 from features.evidence import EVIDENCE_FEATURES
 from features.featurize import SMALL_N, featurize_components
 from features.languages import all_languages
 from features.queries import format_train_config, normalize
+from predictor.explain import PAIR_RECORD, SOURCE_RECORD
 from predictor.intervals import probability_best
 
 MODELS = ["xlm-r-large", "xlm-r-base", "mt5-base", "mt5-large", "mbert", "tulrv6-large"]
@@ -174,8 +175,18 @@ def test_rank_equals_bulk_scoring(predictor, langs, filler):
         # reasons: SHAP of the top 5 best components relative to their mean, features equal for all left out
         contrib = predictor.model.contributions(pd.DataFrame(X[:5], columns=predictor.feature_names))
         effect = contrib - contrib.mean(axis=0)
+        # the source's / pair's record offset is a reason like any SHAP value, relative to the same rows' mean
+        m = min(5, len(src))
+        so = predictor.model.component_source_offsets(
+            X[:m], np.full(m, registry.resolve_model(query["model"]).id, dtype=object),
+            np.full(m, norm1["task"].iloc[0], dtype=object), np.full(m, target, dtype=object),
+            np.asarray(src[:m], dtype=object))
+        so = np.zeros(m) if so is None else so
         for i, reasons in enumerate(r["reasons"][:5]):
             for reason in reasons:
+                if reason["feature"] in (PAIR_RECORD, SOURCE_RECORD):
+                    assert abs(reason["contribution"] - (so[i] - so.mean())) < ATOL
+                    continue
                 j = predictor.feature_names.index(reason["feature"])
                 assert abs(reason["contribution"] - effect[i, j]) < ATOL
         assert all(x == [] for x in r["reasons"][5:])

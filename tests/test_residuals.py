@@ -99,3 +99,25 @@ def test_a_size_without_its_own_record_of_a_target_reads_the_nearest_sized_sibli
     assert po.offsets(["xlm-r", "mt5-base"], ["udpos"] * 2, ["slk"] * 2, ["pol", "ces"]).tolist() == [0.0, 4.5]
     assert po.offsets(["xlm-r-base"], ["udpos"], ["slk"], ["ces"]).tolist() == [3.0]   # its own: full weight
     assert po.offsets(["mbert"], ["udpos"], ["slk"], ["ces"]).tolist() == [0.0]
+
+
+def test_the_published_size_reads_the_stronger_offset_and_more_data_never_lowers_it():
+    """A pair asked at its published source size reads its residual shrunk by AT_SIZE_PRIOR; other sizes keep
+    PAIR_PRIOR's. An upward correction holds from the published size up, a downward one from it down, so the offset
+    never falls as the source's amount grows. A table saved without sizes reads PAIR_PRIOR's everywhere."""
+    from predictor.residuals import PairOffsets
+    po = PairOffsets(prior=2.0, at_size_prior=0.5).fit(
+        ["m", "m", "m"], ["t"] * 3, ["eng", "deu", "fra"], ["swh"] * 3, [3.0, -3.0, 1.0], [1000.0, 1000.0, None])
+    sizes = [10.0, 999.0, 1000.0, 1000.004, 5000.0]
+    up = po.offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["eng"] * 5, sizes)
+    down = po.offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["deu"] * 5, sizes)
+    assert np.allclose(up, [1.0, 1.0, 2.0, 2.0, 2.0])        # 3/(1+2) below the published size, 3/(1+0.5) from it
+    assert np.allclose(down, [-2.0, -2.0, -2.0, -2.0, -1.0])  # -3/1.5 up to the published size, -3/3 beyond it
+    assert np.all(np.diff(up) >= 0) and np.all(np.diff(down) >= 0)
+    unknown = po.offsets(["m", "m"], ["t", "t"], ["swh", "swh"], ["fra", "fra"], [10.0, 1e6])
+    assert np.allclose(unknown, [1.0 / 3.0, 1.0 / 3.0])      # a result of unknown size: PAIR_PRIOR's at every size
+    assert np.allclose(po.offsets(["m"], ["t"], ["swh"], ["eng"]), [1.0])   # no component size given: PAIR_PRIOR's
+    again = PairOffsets.from_csv(po.to_csv())
+    assert np.array_equal(again.offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["eng"] * 5, sizes), up)
+    old = po.table_.drop(columns=["size", "offset_at_size"]).to_csv(index=False)
+    assert np.allclose(PairOffsets.from_csv(old).offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["eng"] * 5, sizes), 1.0)
