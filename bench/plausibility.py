@@ -112,8 +112,16 @@ def measure(p, seed: int = 7) -> dict:
     return out
 
 
-LADDERS = {"mt5": ["mt5-small", "mt5-base", "mt5-large", "mt5-xl", "mt5-xxl"],
-           "xlm-r": ["xlm-r-base", "xlm-r-large", "xlm-r-xl", "xlm-r-xxl"]}
+def registry_ladders() -> dict[str, list[str]]:
+    """Per family with two or more sized models in the registry (mT5 small → XXL, XLM-R base → XXL), its ids from
+    the smallest up."""
+    from features import registry
+
+    sized: dict[str, list] = {}
+    for m in registry.models():
+        if m.n_params:
+            sized.setdefault(m.family, []).append(m)
+    return {f: [m.id for m in sorted(ms, key=lambda m: m.n_params)] for f, ms in sized.items() if len(ms) > 1}
 
 
 def size_sweep(p, rng, n: int = 600) -> dict:
@@ -123,16 +131,17 @@ def size_sweep(p, rng, n: int = 600) -> dict:
     from predictor.size_steps import ladder_steps
     from predictor.train import load_observations, trainable
 
+    ladders = registry_ladders()
     tasks = ["xnli", "pawsx", "xquad", "mlqa", "tydiqa", "wikiann", "udpos"]
     rows, groups = [], []
     for i in range(n):
-        family = list(LADDERS)[i % 2]
+        family = list(ladders)[i % len(ladders)]
         t, tg = tasks[rng.integers(len(tasks))], LANGS[rng.integers(len(LANGS))]
         src = "en" if rng.random() < 0.5 else LANGS[rng.integers(len(LANGS))]
         src = src if src != tg else ("en" if tg != "en" else "de")
         k = int(rng.choice([0, 0, 0, 10, 100, 1000]))
-        rows += [dict(model=m, task=t, source=src, target=tg, k=k) for m in LADDERS[family]]
-        groups.append(len(LADDERS[family]))
+        rows += [dict(model=m, task=t, source=src, target=tg, k=k) for m in ladders[family]]
+        groups.append(len(ladders[family]))
     s = p.predict(pd.DataFrame(rows)).predicted_score.to_numpy()
     drops, start = [], 0
     for g in groups:

@@ -56,9 +56,14 @@ class _CsvTable:
     def from_csv(cls, text: str, *args):
         self = cls(*args)
         t = pd.read_csv(io.StringIO(text), dtype={c: str for c in cls.KEYS if c in cls.COLUMNS}, keep_default_na=False)
-        self.table_ = t[list(cls.COLUMNS)]
+        self.table_ = cls._complete(t)[list(cls.COLUMNS)]
         self._index()
         return self
+
+    @classmethod
+    def _complete(cls, t: pd.DataFrame) -> pd.DataFrame:
+        """A table saved by an earlier version, given the columns it lacks (none by default)."""
+        return t
 
 
 class RecordResiduals(_CsvTable):
@@ -385,16 +390,9 @@ class PairOffsets(_CsvTable):
         return self
 
     @classmethod
-    def from_csv(cls, text: str, *args):
-        """As `_CsvTable.from_csv`; a table saved before the published size was kept reads PAIR_PRIOR's offset at
-        every size."""
-        t = pd.read_csv(io.StringIO(text), dtype={c: str for c in cls.KEYS}, keep_default_na=False)
-        if "size" not in t.columns:
-            t = t.assign(size=np.inf, offset_at_size=t["offset"])
-        self = cls(*args)
-        self.table_ = t[list(cls.COLUMNS)]
-        self._index()
-        return self
+    def _complete(cls, t: pd.DataFrame) -> pd.DataFrame:
+        """A table saved before the published size was kept reads PAIR_PRIOR's offset at every size."""
+        return t if "size" in t.columns else t.assign(size=np.inf, offset_at_size=t["offset"])
 
     def _index(self) -> None:
         t = self.table_
