@@ -297,9 +297,34 @@ def _pair_static(langs: np.ndarray, tgts: np.ndarray) -> np.ndarray:
     return np.column_stack([out[c] for c in _PAIR_COLUMNS]) if len(langs) else np.zeros((0, len(_PAIR_COLUMNS)))
 
 
+# (target, corpus, languages) -> `_pair_features_small`'s columns for one target's candidates (read-only arrays): the
+# same target asked about again with the same candidates (another task, another size of the model, the default pool)
+# stacks no per-pair rows. Bounded: ~8 kB an entry for 100 candidates, emptied when full.
+_RANKING_PAIRS: dict[tuple, dict[str, np.ndarray]] = {}
+RANKING_PAIRS_MAX = 512
+
+
 def _pair_features_small(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
     """`_pair_features` for a request's few pairs: the same values from per-value dicts instead of pd.factorize,
-    and each (language, target) pair's static features computed once per process (bounded cache)."""
+    and each (language, target) pair's static features computed once per process (bounded cache); a ranking's
+    candidates for one target and corpus are kept whole as well (`_RANKING_PAIRS`)."""
+    if len(langs) and tgts[0] == tgts[-1] and corpora[0] == corpora[-1] and type(tgts[0]) is str \
+            and type(corpora[0]) is str and (tgts == tgts[0]).all() and (corpora == corpora[0]).all():
+        key = (tgts[0], corpora[0], tuple(langs.tolist()))
+        hit = _RANKING_PAIRS.get(key)
+        if hit is None:
+            hit = _pair_features_rows(langs, tgts, corpora)
+            for v in hit.values():
+                v.setflags(write=False)
+            if len(_RANKING_PAIRS) >= RANKING_PAIRS_MAX:
+                _RANKING_PAIRS.clear()
+            _RANKING_PAIRS[key] = hit
+        return dict(hit)
+    return _pair_features_rows(langs, tgts, corpora)
+
+
+def _pair_features_rows(langs: np.ndarray, tgts: np.ndarray, corpora: np.ndarray) -> dict:
+    """`_pair_features_small` from the per-pair cache, row by row."""
     keys = list(zip(langs, tgts))
     rows = {k: _PAIR_CACHE.get(k) for k in dict.fromkeys(keys)}  # local: a concurrent clear cannot lose a row
     miss = [k for k, v in rows.items() if v is None]

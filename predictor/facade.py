@@ -453,8 +453,8 @@ class TransferPredictor:
             published = np.array([h is not None for h in held])
             sizes = np.array([h or size for h in held], dtype=np.int64)
         # every candidate is the query `source:size` (+ `target:k`): scored in numpy, no per-candidate query rows
-        X, scores = self.model.score_sources(model_id, task_id, ttype, target, cands, sizes, kk,
-                                              num_threads=REQUEST_THREADS.get())
+        X, scores, source_offsets = self.model.score_sources(model_id, task_id, ttype, target, cands, sizes, kk,
+                                                             num_threads=REQUEST_THREADS.get())
         # ties (the trees cannot tell two sources apart) go to the genetically closer one, then the given order
         gen = X[:, self.feature_names.index("dist_genetic")]
         order = np.lexsort((np.arange(len(scores)), gen, -np.round(scores, 9)))
@@ -492,11 +492,8 @@ class TransferPredictor:
             constant = np.append(filled.max(axis=0) - filled.min(axis=0) < 1e-9, True)
             vals = allv[explained]
             names = self.feature_names
-            m = len(explained)
-            so = self.model.component_source_offsets(X[explained], np.full(m, model_id, dtype=object),
-                                                     np.full(m, task_id, dtype=object), np.full(m, target, dtype=object),
-                                                     np.asarray(cands, dtype=object)[explained])
-            if so is not None and np.any(so != 0.0):  # the source's record: a reason like any SHAP value
+            so = source_offsets[explained]
+            if np.any(so != 0.0):  # the source's record: a reason like any SHAP value
                 contrib = np.concatenate([contrib[:, :-1], so[:, None], contrib[:, -1:]], axis=1)
                 mean = contrib.mean(axis=0) if mean is not None else None
                 vals = np.concatenate([vals, so[:, None]], axis=1)

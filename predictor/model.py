@@ -359,13 +359,16 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         return np.clip(np.maximum(raw, floor), 0.0, 100.0)
 
     def _matrix(self, static: np.ndarray, rows: np.ndarray, langs: np.ndarray, models: np.ndarray,
-                tasks: np.ndarray, task_types: np.ndarray, targets: np.ndarray) -> np.ndarray:
+                tasks: np.ndarray, task_types: np.ndarray, targets: np.ndarray,
+                one: tuple[str, str, str, str] | None = None) -> np.ndarray:
         """The model's float32 input (components × feature_names_): static features (FEATURE_NAMES order) plus the
-        record's evidence (serving values: the full record), from per-query arrays, without frames."""
+        record's evidence (serving values: the full record), from per-query arrays, without frames. `one`: the
+        (model, task, task type, target) every component shares, when they do (a one-target ranking)."""
         names = list(FEATURE_NAMES)
         full = static
         if self.evidence:
-            E = self.evidence_.component_matrix(models, tasks, task_types, targets, rows, langs)
+            E = self.evidence_.one_target_matrix(*one, langs) if one is not None else \
+                self.evidence_.component_matrix(models, tasks, task_types, targets, rows, langs)
             full = np.concatenate([static, E], axis=1)
             names = names + EVIDENCE_FEATURES
         if self.feature_names_ != names:
@@ -442,21 +445,21 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         return self._size_step(base, doublings, anchored) - base
 
     def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k: int = 0,
-                      num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(float32 feature row of each query's best component, final score) for the single-source queries of a
-        one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
+                      num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(float32 feature row of each query's best component, final score, the source or pair offset in it: 0 for
+        the target's own examples or where there is none) for the single-source queries of a one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
         and target; `size` is one number for all sources or one per source. Equal to `score_queries` on those
         canonical rows, without building them: no query strings, no frames (the target's own component is scored
         per query: its features see that query's source)."""
         sources = np.asarray(sources, dtype=object)
         n = len(sources)
         if n == 0:
-            return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0)
+            return np.zeros((0, len(self.feature_names_)), dtype=np.float32), np.zeros(0), np.zeros(0)
         steps = getattr(self, "size_steps_", None)
         if steps is not None and model in steps.anchors_:  # scored as its anchor, then moved by the size step
             anchor, doublings = steps.anchors_[model]
-            X, base = self.score_sources(anchor, task, task_type, target, sources, size, k, num_threads)
-            return X, steps.apply(base, np.full(n, doublings), chance_level(task, task_type))
+            X, base, so = self.score_sources(anchor, task, task_type, target, sources, size, k, num_threads)
+            return X, steps.apply(base, np.full(n, doublings), chance_level(task, task_type)), so
         if target in sources.tolist():
             raise ValueError("score_sources: a source equal to the target is an in-language mix, not a source")
         sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).copy()
@@ -474,19 +477,20 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         models, tasks = np.full(n, model, dtype=object), np.full(n, task, dtype=object)
         types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
         static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
-        arr = self._matrix(static, rows, langs, models, tasks, types, targets)
+        arr = self._matrix(static, rows, langs, models, tasks, types, targets, one=(model, task, task_type, target))
+        so = self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs) \
+            if self.has_source_offsets(model, task) else None
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)),
-                            self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs)
-                            if self.has_source_offsets(model, task) else None)
+                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)), so)
+        so = np.zeros(len(arr)) if so is None else so
         if not own_k:
-            return arr, comp
+            return arr, comp, so
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
         # in the canonical train_config (languages sorted), i.e. the target's own when its code sorts first
         src, own_score = comp[:n], comp[n:]
         own_wins = (own_score > src) | ((own_score == src) & (sources > target))
         X = np.where(own_wins[:, None], arr[n:], arr[:n])
-        return X, np.where(own_wins, own_score, src)
+        return X, np.where(own_wins, own_score, src), np.where(own_wins, 0.0, so[:n])
 
     def query_offsets(self, norm: pd.DataFrame) -> np.ndarray:
         """The record's offset for each canonical query (0 where the record has no row for its model, task and

@@ -123,8 +123,10 @@ class TreeShap:
         table = _tabulate(np.asarray(leaf_values), zero, n_bits)
         thr = np.asarray(threshold, dtype=np.float64)
         dl, mnan = np.asarray(default_left, dtype=bool), np.asarray(missing_nan, dtype=bool)
+        nan_left = np.where(mnan, dl, 0.0 <= thr)  # a NaN is 0 unless NaN is the missing type
         nodes = {"feature": feats, "threshold": thr, "default_left": dl,
-                 "nan_left": np.where(mnan, dl, 0.0 <= thr),  # a NaN is 0 unless NaN is the missing type
+                 # the row of `_go_left`'s stacked input a split reads: NaN as −inf where it goes left, else +inf
+                 "feature_row": feats + n_features * (~nan_left).astype(np.int64),
                  "zero_split": np.asarray(missing_zero, dtype=bool), "any_zero_split": any(missing_zero),
                  "categorical": _category_bits(cat_sets)}
         step_col, run_start = np.asarray(step_col, dtype=np.int64), np.asarray(run_start, dtype=np.int64)
@@ -196,9 +198,8 @@ class TreeShap:
                 keep = np.flatnonzero((words ^ ((words & np.uint64(0xFF)) * np.uint64(0x0101010101010101)))
                                       & _row_bytes(r))
                 values = np.take(self._table, (lv["offset"][keep] + pattern[keep]).T, axis=0)  # (row, leaf, bit)
-                features = lv["bit_feature"][keep].ravel()
-                for i in range(r):
-                    out[i] = np.bincount(features, weights=values[i].ravel(), minlength=width)
+                cells = (lv["bit_feature"][keep].reshape(1, -1) + (np.arange(r) * width)[:, None]).ravel()
+                out = np.bincount(cells, weights=values.ravel(), minlength=r * width).reshape(r, width)
                 return out[:, : self.n_features + 1]
             else:
                 values = np.take(self._table, lv["offset"] + pattern, axis=0)   # (leaf, row, bit)
@@ -220,25 +221,29 @@ class TreeShap:
     def _go_left(self, X: np.ndarray) -> np.ndarray:
         """(splits, 8) bool: whether each of up to 8 rows goes left at each split, by LightGBM's decision rule
         (columns beyond the rows False). Splits × rows, so the gather of each split's feature copies a short
-        contiguous row and the 8 answers of a split are one 64-bit word."""
+        contiguous row and the 8 answers of a split are one 64-bit word. A NaN's side is decided by the gather
+        itself: the input is stacked twice, NaN as −inf (left of any threshold) and as +inf (right), and each split
+        reads the copy of its side (`feature_row`), so the rule costs one comparison."""
         nd = self._nodes
-        XT = np.full((X.shape[1], 8), np.inf)  # a missing row: +inf goes right everywhere numeric
-        XT[:, : len(X)] = X.T
-        x = np.take(XT, nd["feature"], axis=0)
-        with np.errstate(invalid="ignore"):
-            left = x <= nd["threshold"][:, None]      # NaN (and categorical splits) False here, fixed below
-        nan = np.isnan(x)
-        left |= nan & nd["nan_left"][:, None]         # NaN: the default side if NaN is the missing type, else as 0
+        F, r = X.shape[1], len(X)
+        xt = X.T
+        nan = np.isnan(xt)
+        XT = np.full((2 * F, 8), np.inf)              # rows beyond X: +inf goes right everywhere, categorical too
+        XT[:F, :r] = np.where(nan, -np.inf, xt)
+        XT[F:, :r] = np.where(nan, np.inf, xt)
+        x = np.take(XT, nd["feature_row"], axis=0)
+        left = x <= nd["threshold"][:, None]          # categorical splits (threshold NaN) False here, set below
         if nd["any_zero_split"]:                      # missing type Zero: 0 (and NaN, counted as 0) take the default
-            zero = nd["zero_split"][:, None] & ((np.abs(x) <= _ZERO) | nan)
+            was_nan = np.zeros((F, 8), dtype=bool)
+            was_nan[:, :r] = nan
+            zero = nd["zero_split"][:, None] & ((np.abs(x) <= _ZERO) | np.take(was_nan, nd["feature"], axis=0))
             left = np.where(zero, nd["default_left"][:, None], left)
         cats = nd["categorical"]
-        if cats is not None:                          # NaN or negative → right; else the category's bit
-            idx, bits = cats
+        if cats is not None:                          # NaN (±inf here), negative or unseen → right; else the bit
+            idx, flat, base, width = cats
             xc = x[idx]
-            code = np.where(np.isnan(xc) | (xc < 0) | (xc >= bits.shape[1]), -1, xc).astype(np.int64)
-            left[idx] = (code >= 0) & bits[np.arange(len(idx))[:, None], np.maximum(code, 0)]
-        left[:, len(X):] = False
+            valid = (xc >= 0) & (xc < width)
+            left[idx] = valid & flat[base + np.where(valid, xc, 0).astype(np.int64)]
         return left
 
 
@@ -282,7 +287,8 @@ def _transpose8(o: np.ndarray) -> np.ndarray:
 
 
 def _category_bits(cat_sets: dict[int, list[int]]):
-    """(split ids, membership matrix) of the categorical splits, or None."""
+    """(split ids, flattened membership matrix, each split's offset into it, its width) of the categorical splits,
+    or None."""
     if not cat_sets:
         return None
     idx = np.array(sorted(cat_sets), dtype=np.int64)
@@ -292,7 +298,7 @@ def _category_bits(cat_sets: dict[int, list[int]]):
         for c in cat_sets[int(sid)]:
             if c >= 0:
                 bits[i, c] = True
-    return idx, bits
+    return idx, bits.ravel(), (np.arange(len(idx), dtype=np.int64) * width)[:, None], width
 
 
 def _tabulate(values: np.ndarray, zero: np.ndarray, n_bits: int) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_an_inline_ranking_scores_on_both_cores_with_the_same_answer(app_client,
                                             num_threads=REQUEST_THREADS.get())
     finally:
         REQUEST_THREADS.reset(token)
-    assert used[-2:] == [None, 2] and (one[1] == two[1]).all() \
+    assert used[-2:] == [None, 2] and (one[1] == two[1]).all() and (one[2] == two[2]).all() \
         and np.array_equal(one[0], two[0], equal_nan=True)
     ranked = predictor.rank(query, body["candidates"], RANK["top"])
     assert [s["score"] for s in inline.json()["sources"]] == pytest.approx(ranked["predicted_score"].tolist(), abs=0.006)

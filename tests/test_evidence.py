@@ -101,6 +101,29 @@ def test_small_and_vectorised_paths_agree():
     np.testing.assert_array_equal(again.component_matrix(*args, rows, langs, GRAINS), big)
 
 
+def test_one_target_path_equals_the_per_component_paths():
+    """A ranking's evidence (`one_target_matrix`: one model, task and target, many languages, the target's own
+    examples among them, repeated) holds the same values as the per-component path, for published targets and
+    sources, unpublished ones and a task the record lacks."""
+    from predictor.train import load_observations, trainable
+    obs = trainable(load_observations())
+    norm = normalize_observations(obs)
+    ev = RecordEvidence().fit(norm, obs["score"].to_numpy())
+    langs = sorted(set(norm["target"]))[:60] + ["xho", "zul", "nav", "qxx"]
+    cases = [("xlm-r-large", "xnli", "classification", "swh"), ("mt5-base", "tydiqa", "qa", "tel"),
+             ("xlm-r-base", "udpos", "structured", "deu"), ("xlm-r-base", "udpos", "structured", "xho"),
+             ("mt5", "xquad", "qa", "hin"), ("xlm-r-base", "my-new-task", "ner", "nav")]
+    for model, task, ttype, target in cases:
+        for cands in (langs, langs + [target, target], [target]):
+            n = len(cands)
+            per_component = ev.component_matrix(np.array([model], object), np.array([task], object),
+                                                np.array([ttype], object), np.array([target], object),
+                                                np.zeros(n, dtype=np.int64), np.array(cands, dtype=object), GRAINS)
+            one = ev.one_target_matrix(model, task, ttype, target, np.array(cands, dtype=object), GRAINS)
+            np.testing.assert_array_equal(one, per_component)
+            assert not np.isnan(one).all(axis=0)[GRAINS.index("ev_target")] or target in ("xho", "nav")
+
+
 def test_langrankplus_xquad_runs_are_a_pool_of_their_own():
     """LangRankPlus's unsized XQuAD runs (a tiny training set recorded at SQuAD's size) never set a sized model's
     XQuAD level; their own rows still read their pool, and the family's other tasks still pool the unsized runs."""

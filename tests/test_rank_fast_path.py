@@ -129,7 +129,7 @@ def _rank_reference(predictor, model, task, task_type, target, cands, size, k, f
     assert (err == "").all()
     big, where = _embedded(norm, filler, rng)
     X, s = predictor.model.score_queries(big)
-    return X.to_numpy()[where], s[where]
+    return X.to_numpy()[where], s[where], predictor.model.query_source_offsets(norm)
 
 
 @pytest.mark.parametrize("k", [0, 7, 300])
@@ -144,9 +144,10 @@ def test_score_sources_equals_score_queries(predictor, langs, filler, k):
         norm1, _ = normalize(pd.DataFrame([{"model": model, "task": task, "task_type": ttype, "target": target,
                                             "source": cands[0], "source_size": 1000}]))
         tt = norm1["task_type"].iloc[0]
-        X1, s1 = predictor.model.score_sources(norm1["model"].iloc[0], norm1["task"].iloc[0], tt, target, cands,
-                                               1234, k)
-        X2, s2 = _rank_reference(predictor, model, task, ttype, target, cands, 1234, k, filler, rng)
+        X1, s1, o1 = predictor.model.score_sources(norm1["model"].iloc[0], norm1["task"].iloc[0], tt, target, cands,
+                                                   1234, k)
+        X2, s2, o2 = _rank_reference(predictor, model, task, ttype, target, cands, 1234, k, filler, rng)
+        _close(o1, o2)  # the source or pair offset in each query's best component, as /explain names it
         _close(s1, s2)
         _close(X1, X2)
 
@@ -168,7 +169,7 @@ def test_rank_equals_bulk_scoring(predictor, langs, filler):
         target, ttype = norm1["target"].iloc[0], norm1["task_type"].iloc[0]
         size = size or int(norm1["source_size"].iloc[0])
         src = list(r["source"])
-        X, s = _rank_reference(predictor, query["model"], query["task"], query.get("task_type"), target, src,
+        X, s, _ = _rank_reference(predictor, query["model"], query["task"], query.get("task_type"), target, src,
                                size, k, filler, rng)
         _close(r["predicted_score"], s)
         assert (np.diff(r["predicted_score"].to_numpy()) <= 0).all()
@@ -226,9 +227,11 @@ def test_warm_pairs_change_no_answer(model_dir):
     qs = [{"model": m, "task": t, "target": tg} for m in ("xlm-r-large", "mt5-base") for t in ("xnli", "udpos")
           for tg in ("fi", "yo")]
     F._PAIR_CACHE.clear()
+    F._RANKING_PAIRS.clear()
     cold = TransferPredictor.load(model_dir)
     before = [cold.rank_table(q, cands, 5).columns for q in qs]
     F._PAIR_CACHE.clear()
+    F._RANKING_PAIRS.clear()
     warm = TransferPredictor.load(model_dir)
     n = warm._warm_pairs(WARM_MODEL)
     assert 1000 < n <= F.PAIR_CACHE_MAX // 2 and len(F._PAIR_CACHE) >= n
@@ -240,3 +243,26 @@ def test_warm_pairs_change_no_answer(model_dir):
                 np.testing.assert_array_equal(b[c], a[c])
             else:
                 assert list(b[c]) == list(a[c]), c
+
+
+def test_a_rankings_pair_features_are_kept_whole_and_cannot_be_changed():
+    """One target's candidates (same corpus) are featurized once and kept whole (`_RANKING_PAIRS`): the kept
+    columns equal the per-pair path's, come back as a fresh dict each time, and are read-only."""
+    from features import featurize as F
+
+    langs = np.array(["eng", "deu", "zul", "xho", "nav", "eng"], dtype=object)
+    tgts = np.full(len(langs), "swh", dtype=object)
+    corpora = np.full(len(langs), "cc100", dtype=object)
+    F._RANKING_PAIRS.clear()
+    first = F._pair_features_small(langs, tgts, corpora)
+    assert len(F._RANKING_PAIRS) == 1
+    first.pop("src_pretrain_log")
+    again = F._pair_features_small(langs, tgts, corpora)
+    rows = F._pair_features_rows(langs, tgts, corpora)
+    assert set(again) == set(rows) and "src_pretrain_log" in again
+    for c in rows:
+        np.testing.assert_array_equal(again[c], rows[c])
+        with pytest.raises(ValueError):
+            again[c][0] = 1.0
+    mixed = F._pair_features_small(langs, np.array(["swh"] * 5 + ["eng"], dtype=object), corpora)  # two targets
+    assert len(F._RANKING_PAIRS) == 1 and mixed["genetic"][-1] == 0.0 and mixed["genetic"][0] > 0.5
