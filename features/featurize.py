@@ -412,7 +412,42 @@ def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.nd
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
     families = _gather(models, lambda mm: _model(mm).family if mm else "", dtype=object, default="")
     corpora = _gather(models, lambda mm: _model(mm).corpus if mm else "", dtype=object, default="")
-    out = _pair_features(langs, targets[rows], corpora[rows])
+    context = _target_features(corpora, targets)
+    context["model_log_params"] = np.log10(_gather(models, lambda mm: (_model_params(mm) or np.nan) if mm else np.nan))
+    fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
+    context["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))
+    type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
+    context["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))
+    context["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))
+    return _component_matrix({c: v[rows] for c, v in context.items()}, targets[rows], corpora[rows], n, rows, langs,
+                             counts, own)
+
+
+def featurize_one_context(model: str, task_type: str, target: str, k: float, rows: np.ndarray, langs: np.ndarray,
+                          counts: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """`_featurize_matrix` for the components of queries that share one model, task type, target and k (a
+    ranking's): the same matrix, the per-query columns computed once as numbers instead of per query."""
+    m = len(rows)
+    if m == 0:
+        return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+    spec = _model(model)
+    context = {c: v[0] for c, v in _target_features(np.array([spec.corpus], dtype=object),
+                                                      np.array([target], dtype=object)).items()}
+    context["model_log_params"] = np.log10(np.float64(_model_params(model) or np.nan))
+    fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
+    context["model_family"] = np.float64(fam_code.get(spec.family, np.nan))
+    context["task_type"] = np.float64({t: i for i, t in enumerate(registry.TASK_TYPES)}.get(task_type, np.nan))
+    context["log1p_k"] = np.log1p(np.float64(k))
+    n = int(rows.max()) + 1
+    return _component_matrix(context, np.full(m, target, dtype=object), np.full(m, spec.corpus, dtype=object), n,
+                             rows, langs, counts, own)
+
+
+def _component_matrix(context: dict, targets: np.ndarray, corpora: np.ndarray, n: int, rows: np.ndarray,
+                      langs: np.ndarray, counts: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """The float32 matrix from the per-query columns (`context`: per component, or one number each) and each
+    component's language pair, amount and query (`rows`, n queries)."""
+    out = _pair_features(langs, targets, corpora)
     for kind in DISTANCE_KINDS:
         out[f"dist_{kind}"] = out.pop(kind)
     out["in_language"] = own.astype(np.float64)
@@ -427,19 +462,10 @@ def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.nd
     related = related * src_counts
     related_total = np.bincount(rows, weights=related, minlength=n)
     out["log1p_other_related"] = np.log1p(np.maximum(related_total[rows] - related, 0.0))
-    out["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))[rows]
     out["n_source_languages"] = n_src[rows]
-    tf = _target_features(corpora, targets)
-    for name, v in tf.items():
-        out[name] = v[rows]
+    out.update(context)
     out["tgt_relative_distance"] = np.where(np.isnan(out["tgt_relative_distance"]), 1.0, out["tgt_relative_distance"])
-    params = _gather(models, lambda mm: (_model_params(mm) or np.nan) if mm else np.nan)
-    out["model_log_params"] = np.log10(params)[rows]
-    fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
-    out["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))[rows]
-    type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
-    out["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))[rows]
-    mat = np.empty((m, len(FEATURE_NAMES)), dtype=np.float32)
+    mat = np.empty((len(rows), len(FEATURE_NAMES)), dtype=np.float32)
     for j, c in enumerate(FEATURE_NAMES):
         mat[:, j] = out[c]
     return mat

@@ -78,19 +78,31 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to
                 feature_names: list[str] | None = None, skip: np.ndarray | None = None) -> list[dict]:
     """The n features with the largest |SHAP| (optionally relative to other candidates' mean SHAP), in words;
     `skip` masks features that cannot explain a difference (e.g. equal for every candidate of a ranking)."""
+    return top_reasons_rows(np.asarray(contrib)[None, :], np.asarray(values)[None, :], n, relative_to,
+                            feature_names, skip)[0]
+
+
+def top_reasons_rows(contrib: np.ndarray, values: np.ndarray, n: int = 3, relative_to: np.ndarray | None = None,
+                     feature_names: list[str] | None = None, skip: np.ndarray | None = None) -> list[list[dict]]:
+    """`top_reasons` of each row of `contrib` and `values` (a ranking's explained sources, one sort for all)."""
     names = list(feature_names or FEATURE_NAMES)
-    shap = contrib[: len(names)]
-    effect = shap - relative_to[: len(names)] if relative_to is not None else shap
+    effect = contrib[:, : len(names)]
+    if relative_to is not None:
+        effect = effect - relative_to[None, : len(names)]
     if skip is not None:
-        effect = np.where(skip[: len(names)], 0.0, effect)
-    order = np.argsort(-np.abs(effect), kind="stable")[:n]
-    out = []
-    for j in order:
-        if abs(effect[j]) < 1e-9:
-            continue
-        feature = names[j]
-        value = float(values[j])
-        phrase = describe(feature, value)
-        out.append({"feature": feature, "value": None if math.isnan(value) else value,
-                    "contribution": float(effect[j]), "text": f"{phrase}: {effect[j]:+.1f}"})
-    return out
+        effect = np.where(skip[None, : len(names)], 0.0, effect)
+    order = np.argsort(-np.abs(effect), axis=1, kind="stable")[:, :n]
+    rows = []
+    for i, cols in enumerate(order.tolist()):
+        out = []
+        for j in cols:
+            e = float(effect[i, j])
+            if abs(e) < 1e-9:
+                continue
+            feature = names[j]
+            value = float(values[i, j])
+            phrase = describe(feature, value)
+            out.append({"feature": feature, "value": None if math.isnan(value) else value,
+                        "contribution": e, "text": f"{phrase}: {e:+.1f}"})
+        rows.append(out)
+    return rows

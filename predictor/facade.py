@@ -25,7 +25,7 @@ from features.languages import get as language_record, resolve, resolve_code
 from features.queries import combine, normalize, normalize_one, parse_count, parse_train_config
 from predictor import artifacts
 from predictor.curve import DEFAULT_KS, MAX_K, fit_log_curve
-from predictor.explain import RECORD_RESIDUAL, SIZE_STEP, offset_term, top_reasons
+from predictor.explain import RECORD_RESIDUAL, SIZE_STEP, offset_term, top_reasons, top_reasons_rows
 from predictor.intervals import (ConformalIntervals, evidence_bins, interval_bounds, new_task_regimes,
                                  probability_best, scale_from)
 from predictor.model import TransferRegressor, chance_level, chance_levels
@@ -500,8 +500,7 @@ class TransferPredictor:
                 constant = np.concatenate([constant[:-1], [False], constant[-1:]])
                 seen = bool(self.model.target_published(X[explained[:1]])[0])  # one target: same for every candidate
                 names = [*names, offset_term(seen)]
-            listed = [top_reasons(contrib[i], vals[i], reasons, mean, names, constant)
-                      for i in range(len(explained))]
+            listed = top_reasons_rows(contrib, vals, reasons, mean, names, constant)
             cols["reasons"] = listed + [[] for _ in range(len(order) - len(explained))]  # not explained: empty
         return RankTable(cols, regime)
 

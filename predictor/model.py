@@ -25,9 +25,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from features import registry
-from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N, _featurize_matrix,
-                                _is_na, _model_params, components, featurize_components,
-                                representative)
+from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DECREASING, MONOTONE_INCREASING, SMALL_N,
+                                _featurize_matrix, _is_na, _model_params, components, featurize_components,
+                                featurize_one_context, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
 from predictor.residuals import PairOffsets, RecordResiduals, SourceOffsets
 from predictor.size_steps import SizeSteps
@@ -476,7 +476,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             own = np.concatenate([own, np.ones(n, dtype=bool)])
         models, tasks = np.full(n, model, dtype=object), np.full(n, task, dtype=object)
         types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
-        static = _featurize_matrix(models, types, targets, np.full(n, float(k)), rows, langs, counts, own)
+        static = featurize_one_context(model, task_type, target, float(k), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets, one=(model, task, task_type, target))
         so = self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs) \
             if self.has_source_offsets(model, task) else None

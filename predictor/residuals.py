@@ -444,8 +444,10 @@ class PairOffsets(_CsvTable):
             return out
         get = self._map.get
         sizes = [None] * len(out) if sizes is None else np.asarray(sizes, dtype=np.float64).tolist()
+        cell, donor = None, None  # a ranking's components share their (model, task, target): one sibling look-up
         for i, (model, task, target, source, n) in enumerate(zip(models, tasks, targets, sources, sizes)):
-            donor = self.sibling(model, task, target)
+            if (model, task, target) != cell:
+                cell, donor = (model, task, target), self.sibling(model, task, target)
             if donor is not None:
                 hit = get((donor, task, target, source))
                 if hit is not None:
