@@ -2,7 +2,7 @@
 latency goal comes with its measured cause.
 
 Two views: the *direct* split times the facade's big collaborators around their real calls (thread CPU, no profiler:
-`TransferRegressor.score_sources`, `TreeShap.relative`, `probability_best`, `top_reasons`), so its shares are the
+`TransferRegressor.score_sources`, `TreeShap.relative`, `probability_best`, `top_reasons_rows`), so its shares are the
 ones a request pays; the cProfile split names finer pieces (static features, evidence, LightGBM) but charges its
 per-call overhead to code made of many small calls, so read its milliseconds as relative."""
 from __future__ import annotations
@@ -26,10 +26,10 @@ PIECES = [
     ("TreeSHAP reasons (tabulated numpy TreeSHAP, top 5 rows)", ("predictor/treeshap.py", "_explain8")),
     ("TreeSHAP reasons (LightGBM pred_contrib fallback)", ("predictor/model.py", "contributions_matrix")),
     ("scores (LightGBM predict for 100 rows, floors)", ("predictor/model.py", "_scores")),
-    ("static features (typology, corpora)", ("features/featurize.py", "_featurize_matrix")),
-    ("record evidence", ("features/evidence.py", "component_matrix")),
+    ("static features (typology, corpora)", ("features/featurize.py", "featurize_one_context")),
+    ("record evidence", ("features/evidence.py", "one_target_matrix")),
     ("P(best)", ("predictor/intervals.py", "probability_best")),
-    ("SHAP → reasons in words", ("predictor/explain.py", "top_reasons")),
+    ("SHAP → reasons in words", ("predictor/explain.py", "top_reasons_rows")),
 ]
 
 
@@ -74,7 +74,7 @@ def _direct(p, ask, start: int, n: int) -> tuple[float, dict]:
     objects = [(p.model, "score_sources", "features + evidence + LightGBM for 100 rows (score_sources)")]
     if shap is not None:
         objects.append((shap, "relative", "TreeSHAP of the top 5 rows (TreeShap.relative)"))
-    modules = [("probability_best", "P(best) (probability_best)"), ("top_reasons", "SHAP → reasons in words")]
+    modules = [("probability_best", "P(best) (probability_best)"), ("top_reasons_rows", "SHAP → reasons in words")]
     for obj, name, label in objects:
         setattr(obj, name, timed(label, getattr(obj, name)))
     saved = {name: getattr(facade, name) for name, _ in modules}
