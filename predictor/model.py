@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,10 @@ def ranking_key(obs: pd.DataFrame) -> np.ndarray:
 ranking_groups = ranking_key  # older name
 
 
+@lru_cache(maxsize=4096)
 def _chance(task: str, task_type: str) -> float:
+    """The registry's chance level of a task (its type's for a task the registry does not know); memoised: the
+    registry is fixed for the process, and an unknown task's look-up raises (with suggestions) every time."""
     try:
         return float(registry.resolve_task(task).chance)
     except Exception:
