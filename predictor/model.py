@@ -297,6 +297,37 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             models = steps.anchored(models)[0]
         source = arr[:, self.feature_names_.index("in_language")] < 0.5
         seen = self.target_published(arr)
+        return self._offsets_by_table(tables, arr, source, seen, models, tasks, targets, langs)
+
+    def one_context_source_offsets(self, arr: np.ndarray, model: str, task: str, target: str,
+                                   langs: np.ndarray) -> np.ndarray | None:
+        """`component_source_offsets` for components that share one model, task and target (a ranking's): the
+        anchor and the regime (one `ev_target` for all of them) looked up once."""
+        tables = self._offset_tables()
+        if "ev_target" not in self.feature_names_ or not any(len(t.table_) for t in tables):
+            return None
+        steps = getattr(self, "size_steps_", None)
+        if steps is not None and model in steps.anchors_:
+            model = steps.anchors_[model][0]
+        source = np.flatnonzero(arr[:, self.feature_names_.index("in_language")] < 0.5)
+        if not len(source):
+            return None
+        seen = not math.isnan(float(arr[0, self.feature_names_.index("ev_target")]))
+        langs = np.asarray(langs, dtype=object)[source]
+        if seen:  # the published size reads the pair's stronger offset (AT_SIZE_PRIOR)
+            sizes = np.expm1(arr[source, self.feature_names_.index("log_source_size")].astype(np.float64))
+            vals = tables[1].offsets_one(model, task, target, langs, sizes)
+        else:
+            vals = tables[0].offsets_one(model, task, target, langs)
+        if not np.any(vals != 0.0):
+            return None
+        out = np.zeros(len(arr))
+        out[source] = vals
+        return out
+
+    def _offsets_by_table(self, tables, arr, source, seen, models, tasks, targets, langs) -> np.ndarray | None:
+        """Each source component's offset from the table of its regime (no ev_target: SourceOffsets; else
+        PairOffsets, at the component's size), or None when every one is 0."""
         out = None
         for table, mask in zip(tables, (source & ~seen, source & seen)):
             if not len(table.table_) or not mask.any():
@@ -482,7 +513,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
         static = featurize_one_context(model, task_type, target, float(k), rows, langs, counts, own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets, one=(model, task, task_type, target))
-        so = self.component_source_offsets(arr, models[rows], tasks[rows], targets[rows], langs) \
+        so = self.one_context_source_offsets(arr, model, task, target, langs) \
             if self.has_source_offsets(model, task) else None
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
                             num_threads, np.full(n, self.residuals_.offset(model, task, target, k)), so)

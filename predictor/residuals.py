@@ -241,6 +241,17 @@ class SourceOffsets(_CsvTable):
         self._memo[key] = out
         return out
 
+    def offsets_one(self, model: str, task: str, target: str, sources) -> np.ndarray:
+        """`offsets` of components that share one (model, task, target): a ranking's sources, one table look-up."""
+        out = np.zeros(len(sources))
+        if not self._rows or len(sources) == 0 or not self.holds(model, task):
+            return out
+        positions, values = self._for_target(str(model), str(task), str(target))
+        hits = [(i, j) for i, j in enumerate(map(positions.get, sources)) if j is not None]
+        if hits:
+            out[[i for i, _ in hits]] = values[[j for _, j in hits]]
+        return out
+
     def offsets(self, models, tasks, targets, sources) -> np.ndarray:
         """Offset per component (0 where the record holds nothing for its model, task and source)."""
         n = len(sources)
@@ -397,6 +408,7 @@ class PairOffsets(_CsvTable):
     def _index(self) -> None:
         t = self.table_
         self._map: dict[tuple[str, str, str, str], tuple[float, float, float]] = {}
+        self._by_cell = {}
         self._cells: set[tuple[str, str]] = set()
         self._held: set[tuple[str, str, str]] = set()
         self._siblings: dict[tuple[str, str, str], str | None] = {}
@@ -408,6 +420,9 @@ class PairOffsets(_CsvTable):
                                        t["offset_at_size"].to_numpy(dtype=np.float64).tolist())))
         self._cells = set(zip(t["model"].astype(str), t["task"].astype(str)))
         self._held = {k[:3] for k in self._map}
+        self._by_cell: dict[tuple[str, str, str], dict[str, tuple[float, float, float]]] = {}
+        for (model, task, target, source), hit in self._map.items():
+            self._by_cell.setdefault((model, task, target), {})[source] = hit
 
     def holds(self, model: str, task: str) -> bool:
         """Whether the record holds a single-source result of this (model, task), or of another size of its family."""
@@ -451,10 +466,35 @@ class PairOffsets(_CsvTable):
             if donor is not None:
                 hit = get((donor, task, target, source))
                 if hit is not None:
-                    v, published, at_size = hit
-                    if n is not None and at_size != v and (
-                            n >= published * (1 - SIZE_RTOL) if at_size > v else n <= published * (1 + SIZE_RTOL)):
-                        v = at_size
-                    out[i] = v if donor == model else SIBLING_WEIGHT * v
+                    out[i] = _pair_value(hit, n, donor == model)
         return out
 
+    def offsets_one(self, model: str, task: str, target: str, sources, sizes=None) -> np.ndarray:
+        """`offsets` of components that share one (model, task, target): a ranking's sources, walked over the
+        cell's own few published pairs instead of one look-up per source."""
+        out = np.zeros(len(sources))
+        if not self._map or len(sources) == 0:
+            return out
+        donor = self.sibling(model, task, target)
+        cell = self._by_cell.get((donor, str(task), str(target))) if donor is not None else None
+        if not cell:
+            return out
+        where: dict = {}
+        for i, src in enumerate(sources.tolist() if isinstance(sources, np.ndarray) else sources):
+            where.setdefault(src, []).append(i)
+        sizes = None if sizes is None else np.asarray(sizes, dtype=np.float64).tolist()
+        for src, hit in cell.items():
+            for i in where.get(src, ()):
+                out[i] = _pair_value(hit, None if sizes is None else sizes[i], donor == model)
+        return out
+
+
+
+def _pair_value(hit: tuple[float, float, float], n: float | None, own: bool) -> float:
+    """A pair's offset for a component of n source examples (None: unknown): the at-size offset from the published
+    size on in the correction's direction, PAIR_PRIOR's otherwise; SIBLING_WEIGHT of it for a borrowed pair."""
+    v, published, at_size = hit
+    if n is not None and at_size != v and (
+            n >= published * (1 - SIZE_RTOL) if at_size > v else n <= published * (1 + SIZE_RTOL)):
+        v = at_size
+    return v if own else SIBLING_WEIGHT * v
