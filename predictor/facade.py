@@ -334,9 +334,15 @@ class TransferPredictor:
     def predict_one(self, query: dict) -> dict:
         """One prediction with its interval and two yardsticks: always-English and the syntactically closest source."""
         norm = self._one(query)
-        X, s = self._score(norm)
+        row = norm.iloc[0]
+        single = _single_source(row["train_config"], row["target"])
+        if single is not None:  # `source:size` (+ `target:k`): the ranking's numpy path, the same score (tested)
+            X, s, _ = self.model.score_sources(row["model"], row["task"], row["task_type"], row["target"],
+                                               [single[0]], single[1], int(row["k"]))
+        else:
+            X, s = self._score(norm)
         score = float(s[0])
-        answer = {"predicted_score": score, "query": _query_echo(norm.iloc[0])}
+        answer = {"predicted_score": score, "query": _query_echo(row)}
         answer["regime"] = self.regime(norm["task"].iloc[0], norm["target"].iloc[0], norm["model"].iloc[0])
         answer.update({k: float(v[0]) for k, v in self._intervals(np.array([score]), norm["task_type"],
                                                                   self._bins(X, norm["task"], norm["target"],
@@ -345,23 +351,22 @@ class TransferPredictor:
         note = registry.assumed_size(query.get("model"))
         if note:
             answer["notes"] = [note]
-        answer["yardsticks"] = self._yardsticks(norm.iloc[0])
+        answer["yardsticks"] = self._yardsticks(row)
         return answer
 
     def _yardsticks(self, row: pd.Series) -> dict:
         target = row["target"]
         size = int(row["source_size"]) or registry.resolve_task(row["task"], row["task_type"]).train_size or 10000
-        out = {}
         closest = self.closest_source(row["model"], target, "syntactic")
-        for name, source in (("always_english", ENGLISH), ("closest_by_syntax", closest)):
-            if source is None or source == target:
-                out[name] = None
-                continue
-            q = {"model": row["model"], "task": row["task"], "task_type": row["task_type"], "target": target,
-                 "source": source, "source_size": size, "k": int(row["k"])}
-            s = float(self._score(normalize_one(q))[1][0])
-            out[name] = {"source": source, "predicted_score": s}
-        return out
+        named = {name: source for name, source in (("always_english", ENGLISH), ("closest_by_syntax", closest))
+                 if source is not None and source != target}
+        # both are the single-source query `source:size` (+ `target:k`): scored together on the ranking's numpy path
+        sources = list(dict.fromkeys(named.values()))
+        scores = dict(zip(sources, self.model.score_sources(row["model"], row["task"], row["task_type"], target,
+                                                            sources, size, int(row["k"]))[1].tolist())) \
+            if sources else {}
+        return {name: ({"source": named[name], "predicted_score": float(scores[named[name]])} if name in named
+                       else None) for name in ("always_english", "closest_by_syntax")}
 
     @staticmethod
     @lru_cache(maxsize=4096)
@@ -570,18 +575,16 @@ class TransferPredictor:
     def explain(self, query: dict) -> dict:
         """Base value + one SHAP value per feature; they add up to `prediction` (the unclipped model output)."""
         norm = self._one(query)
-        X, final = self._score(norm)
-        contrib = self._contrib(X)[0]
-        values = X.to_numpy(dtype=np.float64)[0]
+        arr, final, residual, source_offset, step = self._explained_terms(norm)
+        contrib = self._contrib_matrix(arr)[0]
+        values = arr.astype(np.float64)[0]
         names = list(self.feature_names)
-        prediction = float(self.model.raw(X, num_threads=1)[0])
+        prediction = float(self.model.booster_.predict(arr, num_threads=1)[0])
         # the record's residual for this target and the source's offset where the target is unseen: additive terms
         # outside the trees, so each is one more contribution and Σ still adds up
         seen = bool(self.model.target_published(values[None, :])[0])
-        step = float(self.model.size_steps(norm)[0])
         doublings = self.model.size_steps_.anchors_.get(norm["model"].iloc[0], ("", 0.0))[1] if step else 0.0
-        for name, offset, value in ((RECORD_RESIDUAL, float(self.model.query_offsets(norm)[0]), None),
-                                    (offset_term(seen), float(self.model.query_source_offsets(norm)[0]), None),
+        for name, offset, value in ((RECORD_RESIDUAL, residual, None), (offset_term(seen), source_offset, None),
                                     (SIZE_STEP, step, doublings)):
             if offset != 0.0:
                 names.append(name)
@@ -593,10 +596,31 @@ class TransferPredictor:
             "contributions": {f: float(c) for f, c in zip(names, contrib[:-1])},
             "feature_values": {f: (None if math.isnan(v) else float(v)) for f, v in zip(names, values)},
             "prediction": prediction,
-            "predicted_score": float(final[0]),
+            "predicted_score": final,
             "reasons": top_reasons(contrib, values, 3, feature_names=names),
             "query": _query_echo(norm.iloc[0]),
         }
+
+    def _explained_terms(self, norm: pd.DataFrame) -> tuple[np.ndarray, float, float, float, float]:
+        """(float32 feature row of the best component, final score, the record's offset, the source or pair
+        offset, the size step) of one canonical query: what /explain adds up. A single-source query (with or
+        without target examples) takes the ranking's numpy path (`score_sources`, scored as the model's anchor
+        when the record lacks its size), a mixture the table path."""
+        row = norm.iloc[0]
+        single = _single_source(row["train_config"], row["target"])
+        if single is None:
+            X, final = self._score(norm)
+            return (X[self.feature_names].to_numpy(dtype=np.float32), float(final[0]),
+                    float(self.model.query_offsets(norm)[0]), float(self.model.query_source_offsets(norm)[0]),
+                    float(self.model.size_steps(norm)[0]))
+        model, task, ttype, target, k = row["model"], row["task"], row["task_type"], row["target"], int(row["k"])
+        steps = getattr(self.model, "size_steps_", None)
+        anchor, doublings = steps.anchors_[model] if steps is not None and model in steps.anchors_ else (model, None)
+        arr, base, so = self.model.score_sources(anchor, task, ttype, target, [single[0]], single[1], k)
+        final = float(base[0]) if doublings is None else \
+            float(steps.apply(base, np.full(1, doublings), chance_level(task, ttype))[0])  # as score_sources does
+        return (arr, final, float(self.model.residuals_.offset(anchor, task, target, k)), float(so[0]),
+                final - float(base[0]))
 
     # ------------------------------------------------------------------ plan
     def plan(self, query: dict, candidates: list[str], budget: int, steps: int = 20,
@@ -712,6 +736,14 @@ class RankTable(NamedTuple):
 
 
 BULK_ROWS = 2000
+
+
+def _single_source(train_config: str, target: str) -> tuple[str, int] | None:
+    """(source, size) of a canonical mix that is one source other than the target, with or without the target's
+    own examples; None for any other mix (several sources, or the target's examples alone)."""
+    parts = [p.split(":") for p in str(train_config).split(";") if p]
+    sources = [(lang, int(n)) for lang, n in parts if lang != target]
+    return sources[0] if len(sources) == 1 else None
 
 
 def _per_distinct(fn, *columns) -> np.ndarray:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.errors import BadValue, ModelNotReady, UnknownLanguage
+from features.queries import normalize_one
 from predictor.model import MODEL_FEATURES
 from predictor import TransferPredictor, artifacts
 from predictor.curve import fit_log_curve
@@ -38,6 +39,29 @@ def test_predict_one_carries_yardsticks(predictor):
     assert a["yardsticks"]["always_english"]["source"] == "eng"
     assert a["yardsticks"]["closest_by_syntax"]["source"] != "swh"
     assert 0 <= a["yardsticks"]["always_english"]["predicted_score"] <= 100
+
+
+def test_predict_one_and_its_yardsticks_equal_the_table_path(predictor):
+    """/predict scores a single-source query and its two yardsticks on the ranking's numpy path: the same scores
+    and intervals as the table path (`predict`, what a batch uses), for a size the record lacks (XLM-R XL), a task
+    the registry does not know, the target's own examples added (k) and a mixture (the table path itself)."""
+    queries = [Q, {**Q, "source": "ar", "k": 50}, {**Q, "model": "xlm-r-xl", "source_size": 1234},
+               {"model": "mt5-base", "task": "my-new-task", "task_type": "ner", "target": "yo", "source": "ha"},
+               {"model": "xlm-r-base", "task": "udpos", "target": "de", "source": "nl", "source_size": 12000},
+               {"model": "xlm-r-large", "task": "xnli", "target": "sw", "train_config": "en:100;de:300;sw:20"}]
+    for q in queries:
+        a = predictor.predict_one(q)
+        ref = predictor.predict(pd.DataFrame([q]))
+        assert ref.loc[0, "error"] == ""
+        for c in ("predicted_score", "lower80", "upper80", "lower90", "upper90"):
+            assert abs(a[c] - ref.loc[0, c]) < 1e-6, (q, c)
+        row = normalize_one(q).iloc[0]  # the yardsticks ask the query's source size (a mix's: its sources' sum)
+        for name, y in a["yardsticks"].items():
+            if y is None:
+                continue
+            yq = {k: v for k, v in q.items() if k not in ("source", "train_config", "source_size", "k")}
+            yq = {**yq, "source": y["source"], "source_size": int(row["source_size"]), "k": int(row["k"])}
+            assert abs(y["predicted_score"] - predictor.predict(pd.DataFrame([yq])).loc[0, "predicted_score"]) < 1e-6
 
 
 def test_rank_orders_sources_and_explains(predictor):
@@ -206,3 +230,26 @@ def test_per_distinct_equals_the_row_by_row_answer_for_many_rows():
 
     assert _per_distinct(fn, *cols).tolist() == fn(*cols).tolist()
     assert _per_distinct(fn, *(c[:10] for c in cols)).tolist() == fn(*(c[:10] for c in cols)).tolist()
+
+
+def test_explain_of_a_single_source_query_equals_the_table_path(predictor, monkeypatch):
+    """/explain of a single-source query takes the ranking's numpy path: every contribution, value and the
+    prediction equal the table path's (which a mixture takes), for a size the record lacks (the size step), the
+    target's own examples added, a target the record holds (pair offset) and one it lacks (source offset)."""
+    import predictor.facade as facade
+
+    queries = [Q, {**Q, "source": "ar", "k": 50}, {**Q, "model": "xlm-r-xl", "source_size": 1234},
+               {"model": "xlm-r-base", "task": "udpos", "target": "de", "source": "nl", "source_size": 12000},
+               {"model": "xlm-r-base", "task": "udpos", "target": "xh", "source": "zu"},
+               {"model": "mt5-base", "task": "my-new-task", "task_type": "ner", "target": "yo", "source": "ha"}]
+    fast = [predictor.explain(q) for q in queries]
+    monkeypatch.setattr(facade, "_single_source", lambda train_config, target: None)
+    for q, a in zip(queries, fast):
+        b = predictor.explain(q)
+        assert list(a["contributions"]) == list(b["contributions"]), q
+        for f in a["contributions"]:
+            assert abs(a["contributions"][f] - b["contributions"][f]) < 1e-6, (q, f)
+        assert a["feature_values"].keys() == b["feature_values"].keys()
+        for key in ("prediction", "predicted_score", "base_value"):
+            assert abs(a[key] - b[key]) < 1e-6, (q, key)
+        assert abs(a["base_value"] + sum(a["contributions"].values()) - a["prediction"]) < 1e-6
