@@ -291,8 +291,11 @@ def resolve_task(text: str, task_type: str | None = None) -> TaskSpec:
     """Task id or alias -> TaskSpec.
 
     An id the registry does not know is still served when a valid ``task_type`` comes with it: the answer is an
-    ad-hoc TaskSpec (id = the normalised text, ``train_size=None``, the type's default metric). Without a type, or
-    with a type outside TASK_TYPES, it raises UnknownTask (with suggestions / the allowed types).
+    ad-hoc TaskSpec (id = the normalised text, the type's typical training-set size and default metric). A task
+    named by a task type alone ("NER", "POS", "question-answering") is such an ad-hoc task of that type: the
+    question "which source for Swahili NER?" names no dataset, so it is served from the type's record and
+    similarity, as a new task of the type. Without a type, or with a type outside TASK_TYPES, it raises
+    UnknownTask (with suggestions / the allowed types).
     """
     if text is None or not str(text).strip():
         raise UnknownTask("task is empty; give a task id such as 'xnli' or 'wikiann'", field="task",
@@ -304,6 +307,11 @@ def resolve_task(text: str, task_type: str | None = None) -> TaskSpec:
             raise UnknownTask(f"task {spec.id!r} is of type {spec.task_type!r}, not {ttype!r}", field="task_type",
                               suggestions=[spec.task_type])
         return spec
+    named = _TASK_TYPE_ALIASES.get(re.sub(r"[\s_]+", "-", str(text).strip().lower()))
+    if named is not None and ttype is not None and named != ttype:
+        raise UnknownTask(f"task {str(text)!r} names the type {named!r}, not {ttype!r}", field="task_type",
+                          suggestions=[named])
+    ttype = ttype or named  # a task type's name as the task: a new task of that type
     if ttype is not None:
         norm = re.sub(r"[\s_]+", "-", str(text).strip().lower())
         size = typical_train_size(ttype)

@@ -348,9 +348,13 @@ class TransferPredictor:
                                                                   self._bins(X, norm["task"], norm["target"],
                                                                              norm["model"]),
                                                                   chance_levels(norm)).items()})
-        note = registry.assumed_size(query.get("model"))
-        if note:
-            answer["notes"] = [note]
+        tspec = registry.resolve_task(row["task"], row["task_type"])
+        notes = [registry.assumed_size(query.get("model")),
+                 f"task {tspec.id!r} is not in the registry: answered as a new {tspec.task_type} task (the type's "
+                 f"published results and language similarity; default source size {tspec.train_size:,})"
+                 if tspec.adhoc else None]
+        if any(notes):
+            answer["notes"] = [n for n in notes if n]
         answer["yardsticks"] = self._yardsticks(row)
         return answer
 

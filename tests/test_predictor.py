@@ -253,3 +253,12 @@ def test_explain_of_a_single_source_query_equals_the_table_path(predictor, monke
         for key in ("prediction", "predicted_score", "base_value"):
             assert abs(a[key] - b[key]) < 1e-6, (q, key)
         assert abs(a["base_value"] + sum(a["contributions"].values()) - a["prediction"]) < 1e-6
+
+
+def test_a_task_named_by_its_type_is_answered_with_a_note(predictor):
+    """"NER" names no dataset: the answer is a new NER task's, and says so (with the model size it assumed)."""
+    a = predictor.predict_one({"model": "XLM-R", "task": "NER", "target": "sw", "source": "en"})
+    assert a["query"]["task"] == "ner" and a["query"]["task_type"] == "ner" and 0 <= a["predicted_score"] <= 100
+    assert any("not in the registry" in n and "new ner task" in n for n in a["notes"])
+    assert any("assumed xlm-r-large" in n for n in a["notes"])
+    assert "notes" not in predictor.predict_one(Q)

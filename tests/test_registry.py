@@ -187,3 +187,13 @@ def test_xlm_r_xl_and_xxl_are_known_and_not_below_large(predictor):
     xl = predictor.predict_one({**q, "model": "xlm-r-xl"})
     large = predictor.predict_one({**q, "model": "xlm-r-large"})
     assert xl["regime"] == "similarity" and xl["upper80"] - xl["lower80"] > large["upper80"] - large["lower80"]
+
+
+def test_a_task_named_by_its_type_is_a_new_task_of_that_type():
+    """"NER" or "question answering" names no dataset: a new (ad-hoc) task of that type, typical size and chance."""
+    for text, ttype in (("NER", "ner"), ("POS", "pos"), ("question answering", "qa"), ("nli", "classification")):
+        spec = R.resolve_task(text)
+        assert spec.adhoc and spec.task_type == ttype and spec.train_size == R.typical_train_size(ttype)
+    assert R.resolve_task("pos").chance == pytest.approx(100 / 17)
+    with pytest.raises(UnknownTask):
+        R.resolve_task("NER", task_type="qa")  # the type its name says, not another
