@@ -9,7 +9,8 @@ from features.evidence import EVIDENCE_LABELS, ZERO_WHEN_UNPUBLISHED
 from features.featurize import FEATURE_LABELS as _STATIC_LABELS, FEATURE_NAMES, MODEL_FAMILIES
 from features.registry import TASK_TYPES
 
-# not a tree feature: the record's offset for this (model, task, target) added to the trees' output
+# not a tree feature: the record's offset for this (model, task, target) and the mix's amount of data, added to the
+# trees' output (`TransferRegressor.query_offsets`)
 RECORD_RESIDUAL = "record_residual"
 # not a tree feature either: the source's offset (predictor.residuals.SourceOffsets) for a target the record lacks
 SOURCE_RECORD = "source_record"
@@ -21,7 +22,7 @@ PAIR_RECORD = "pair_record"
 SIZE_STEP = "size_step"
 FEATURE_LABELS = {**_STATIC_LABELS, **EVIDENCE_LABELS,
                   SIZE_STEP: "parameters beyond the nearest model size with published results",
-                  RECORD_RESIDUAL: "correction from this target's published results",
+                  RECORD_RESIDUAL: "correction from the published results of this target and of mixes this size",
                   SOURCE_RECORD: "this source on the task's other targets, beyond what the model expects",
                   PAIR_RECORD: "this source's published results for this target, beyond what the model expects"}
 

@@ -623,7 +623,7 @@ class TransferPredictor:
         arr, base, so = self.model.score_sources(anchor, task, ttype, target, [single[0]], single[1], k)
         final = float(base[0]) if doublings is None else \
             float(steps.apply(base, np.full(1, doublings), chance_level(task, ttype))[0])  # as score_sources does
-        return (arr, final, float(self.model.residuals_.offset(anchor, task, target, k)), float(so[0]),
+        return (arr, final, float(self.model.record_offset(anchor, task, target, k, single[1])[0]), float(so[0]),
                 final - float(base[0]))
 
     # ------------------------------------------------------------------ plan

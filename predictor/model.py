@@ -30,7 +30,7 @@ from features.featurize import (CATEGORICAL_FEATURES, FEATURE_NAMES, MONOTONE_DE
                                 _featurize_matrix, _is_na, _model_params, components, featurize_components,
                                 featurize_one_context, representative)
 from features.evidence import EVIDENCE_FEATURES, MONOTONE_EVIDENCE, TARGET_GRAINS, RecordEvidence
-from predictor.residuals import PairOffsets, RecordResiduals, SourceOffsets
+from predictor.residuals import PairOffsets, RecordResiduals, SizeOffsets, SourceOffsets
 from predictor.size_steps import SizeSteps
 from features.queries import normalize
 
@@ -156,7 +156,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0, weight_power: float = 0.5,
                  monotone: bool = True, em_rounds: int = 1, evidence: bool = True, mask_rate: float = 0.15,
                  language_mask_rate: float = 0.25, mask_replicas: int = 1, record_residuals: bool = True,
-                 n_bags: int = 2, source_offsets: bool = True, pair_offsets: bool = True, random_state: int = 0,
+                 n_bags: int = 2, source_offsets: bool = True, pair_offsets: bool = True, size_offsets: bool = True,
+                 random_state: int = 0,
                  n_jobs: int = 2, monotone_method: str = "intermediate",
                  monotone_penalty: float = 0.0):
         self.n_estimators = n_estimators
@@ -178,6 +179,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         self.n_bags = n_bags
         self.source_offsets = source_offsets
         self.pair_offsets = pair_offsets
+        self.size_offsets = size_offsets
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.monotone_method = monotone_method
@@ -235,9 +237,14 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             self.source_offsets_.fit(*self._similarity_residuals(obs, norm, static, np.asarray(rows), langs, y))
         self.residuals_ = RecordResiduals()
         self.pair_offsets_ = PairOffsets()
+        self.size_offsets_ = SizeOffsets()
         if self.record_residuals:  # what the served trees (full-record evidence) still miss on the record's rows
             fitted = self._score_matrix(static, np.asarray(rows), langs, norm)[1]
             self.residuals_.fit(norm, y - fitted)
+            if self.size_offsets:  # then what the trees and the target's offset miss by the mix's amount of data
+                self.size_offsets_.fit(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
+                                       norm["source_size"].to_numpy(dtype=np.float64),
+                                       y - fitted - self.query_offsets(norm))
             if self.pair_offsets and self.evidence:  # and what trees + the target's offset miss on each pair
                 comp = _single_source_components(norm, np.asarray(rows), langs)
                 sel = np.asarray(rows)[comp]
@@ -429,7 +436,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         q = [norm[c].to_numpy(dtype=object) for c in ("model", "task", "task_type", "target")]
         arr = self._matrix(static, rows, langs, *q)
         so = self.component_source_offsets(arr, q[0][rows], q[1][rows], q[3][rows], np.asarray(langs, dtype=object))
-        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm), so)
+        totals = None if "source_size" in norm.columns else _source_totals(static, rows, len(norm))
+        comp = self._scores(arr, rows, chance_levels(norm), q[2], num_threads, self.query_offsets(norm, totals), so)
         return arr, comp, so
 
     def score_components(self, Xc: pd.DataFrame, rows: np.ndarray, langs: np.ndarray, norm: pd.DataFrame,
@@ -516,7 +524,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         so = self.one_context_source_offsets(arr, model, task, target, langs) \
             if self.has_source_offsets(model, task) else None
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads, np.full(n, self.residuals_.offset(model, task, target, k)), so)
+                            num_threads, self.record_offset(model, task, target, k, sizes), so)
         so = np.zeros(len(arr)) if so is None else so
         if not own_k:
             return arr, comp, so
@@ -527,12 +535,31 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         X = np.where(own_wins[:, None], arr[n:], arr[:n])
         return X, np.where(own_wins, own_score, src), np.where(own_wins, 0.0, so[:n])
 
-    def query_offsets(self, norm: pd.DataFrame) -> np.ndarray:
-        """The record's offset for each canonical query (0 where the record has no row for its model, task and
-        target): added to the trees' output of every component (`predictor.residuals`)."""
+    def query_offsets(self, norm: pd.DataFrame, totals: np.ndarray | None = None) -> np.ndarray:
+        """The record's offset for each canonical query: its target's (0 where the record has no row for its model,
+        task and target) plus its amount of source data's (`SizeOffsets`; `totals`: the queries' examples in other
+        languages than the target, default the `source_size` column). Added to the trees' output of every
+        component (`predictor.residuals`)."""
         norm = self._anchored(norm)[0]
-        return self.residuals_.offsets(norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object),
-                                         norm["target"].to_numpy(dtype=object), norm["k"].to_numpy(dtype=np.float64))
+        models, tasks = norm["model"].to_numpy(dtype=object), norm["task"].to_numpy(dtype=object)
+        out = self.residuals_.offsets(models, tasks, norm["target"].to_numpy(dtype=object),
+                                      norm["k"].to_numpy(dtype=np.float64))
+        sizes = getattr(self, "size_offsets_", None)
+        if sizes is not None and sizes._cells:
+            totals = norm["source_size"].to_numpy(dtype=np.float64) if totals is None else totals
+            out = out + sizes.offsets(models, tasks, totals)
+        return out
+
+    def record_offset(self, model: str, task: str, target: str, k: float, totals) -> np.ndarray:
+        """`query_offsets` of single-source queries of one (model, task, target, k) at each of `totals` source
+        examples, without frames (a ranking's candidates; `model` is scored as itself: pass an anchor's id)."""
+        totals = np.atleast_1d(np.asarray(totals, dtype=np.float64))
+        out = np.full(len(totals), self.residuals_.offset(model, task, target, k))
+        sizes = getattr(self, "size_offsets_", None)
+        if sizes is not None and sizes._cells:
+            out = out + sizes.offsets(np.full(len(totals), model, dtype=object),
+                                      np.full(len(totals), task, dtype=object), totals)
+        return out
 
     def query_source_offsets(self, norm: pd.DataFrame) -> np.ndarray:
         """The source offset in each canonical query's best component (0 for the target's own examples, a target the
@@ -580,6 +607,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             files["source_offsets.csv"] = self.source_offsets_.to_csv()
         if self.pair_offsets and self.evidence and self.record_residuals:
             files["pair_offsets.csv"] = self.pair_offsets_.to_csv()
+        if self.size_offsets and self.record_residuals:
+            files["size_offsets.csv"] = self.size_offsets_.to_csv()
         return files
 
     @classmethod
@@ -605,7 +634,18 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
                                  if "source_offsets.csv" in files else SourceOffsets())
         model.pair_offsets_ = (PairOffsets.from_csv(files["pair_offsets.csv"].decode())
                                if "pair_offsets.csv" in files else PairOffsets()).attach_record(model.residuals_.cells())
+        # an artifact from before size offsets has none: it scores as it did
+        model.size_offsets_ = (SizeOffsets.from_csv(files["size_offsets.csv"].decode())
+                               if "size_offsets.csv" in files else SizeOffsets())
         return model
+
+
+def _source_totals(static: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Each of n queries' examples in languages other than its target, from its components' features."""
+    names = list(FEATURE_NAMES)
+    size = np.expm1(static[:, names.index("log_source_size")].astype(np.float64))
+    source = static[:, names.index("in_language")] < 0.5
+    return np.bincount(np.asarray(rows), weights=np.where(source, size, 0.0), minlength=n)
 
 
 def _static_components(norm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def test_round_trip_through_files_gives_identical_scores(fitted):
     m, sub, _ = fitted
     files = {k: v.encode() for k, v in m.to_files().items()}
     assert set(files) == {"model.txt", "model_config.json", "evidence.csv", "residuals.csv", "source_offsets.csv",
-                          "pair_offsets.csv"}
+                          "pair_offsets.csv", "size_offsets.csv"}
     again = TransferRegressor.from_files(files)
     norm = normalize_observations(sub.head(300))
     assert np.array_equal(m.score_queries(norm)[1], again.score_queries(norm)[1])
@@ -91,7 +91,10 @@ def test_the_records_residual_shifts_a_recorded_target_and_leaves_an_unrecorded_
     m, sub, held = fitted
     norm = normalize_observations(sub[sub.target.isin(["deu", held])].head(400))
     off = m.query_offsets(norm)
-    assert np.all(off[norm.target.to_numpy() == held] == 0.0)
+    # an unrecorded target gets no target offset, only the (model, task)'s one for the mix's amount of data
+    by_size = m.size_offsets_.offsets(norm["model"], norm["task"], norm["source_size"])
+    assert np.all(off[norm.target.to_numpy() == held] == by_size[norm.target.to_numpy() == held])
+    assert m.residuals_.offset(norm["model"].iat[0], norm["task"].iat[0], held, 0) == 0.0
     recorded = norm.target.to_numpy() == "deu"
     assert recorded.any() and np.any(off[recorded] != 0.0)
     # the offset is what the served trees miss on the record: without it the fit to the record is worse

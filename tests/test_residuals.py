@@ -121,3 +121,26 @@ def test_the_published_size_reads_the_stronger_offset_and_more_data_never_lowers
     assert np.array_equal(again.offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["eng"] * 5, sizes), up)
     old = po.table_.drop(columns=["size", "offset_at_size"]).to_csv(index=False)
     assert np.allclose(PairOffsets.from_csv(old).offsets(["m"] * 5, ["t"] * 5, ["swh"] * 5, ["eng"] * 5, sizes), 1.0)
+
+
+from predictor.residuals import SizeOffsets  # noqa: E402
+
+
+def test_size_offset_never_decreases_with_more_source_data_and_is_flat_beyond_the_record():
+    """Per (model, task): the shrunk mean residual at each published amount of source data, made non-decreasing in
+    log(1 + examples); interpolated between, flat beyond, 0 for a (model, task) the record lacks; CSV round trip."""
+    totals = [30, 30, 30, 1000, 1000, 20000, 20000, 20000, 20000]
+    resid = [-20.0, -22.0, -18.0, 3.0, 1.0, 1.0, -1.0, 2.0, 0.0]
+    so = SizeOffsets(shrinkage=2.0).fit(["m"] * 9, ["qa"] * 9, totals, resid)
+    at = so.offsets(["m"] * 6, ["qa"] * 6, [0, 30, 1000, 5000, 20000, 10 ** 6])
+    assert at[1] == -60.0 / 5          # three rows at 30 examples, shrunk by 2 pseudo-rows
+    assert at[0] == at[1] and at[-1] == at[-2]
+    assert (np.diff(at) >= 0).all()
+    # 1000 examples alone would read (3 + 1) / 4 = 1.0 above 20,000's (1 + -1 + 2 + 0) / 6: pooled by the rule
+    assert at[2] == at[4] == (4.0 + 2.0) / (4 + 6)
+    assert (so.offsets(["other"] * 2, ["qa"] * 2, [30, 20000]) == 0.0).all()
+    again = SizeOffsets.from_csv(so.to_csv())
+    np.testing.assert_array_equal(again.offsets(["m"] * 6, ["qa"] * 6, [0, 30, 1000, 5000, 20000, 10 ** 6]), at)
+    mixed = so.offsets(np.array(["m", "other", "m"], dtype=object), np.array(["qa", "qa", "qa"], dtype=object),
+                       [30, 30, 20000])
+    np.testing.assert_array_equal(mixed, [at[1], 0.0, at[4]])
