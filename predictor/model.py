@@ -490,10 +490,11 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
     def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k: int = 0,
                       num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(float32 feature row of each query's best component, final score, the source or pair offset in it: 0 for
-        the target's own examples or where there is none) for the single-source queries of a one-target ranking: `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task
-        and target; `size` is one number for all sources or one per source. Equal to `score_queries` on those
-        canonical rows, without building them: no query strings, no frames (the target's own component is scored
-        per query: its features see that query's source)."""
+        the target's own examples or where there is none) for the single-source queries of a one-target ranking:
+        `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task and target; `size`
+        is one number for all sources or one per source. Equal to `score_queries` on those canonical rows, without
+        building them: no query strings, no frames (the target's own component is scored per query: its features
+        see that query's source)."""
         sources = np.asarray(sources, dtype=object)
         n = len(sources)
         if n == 0:
