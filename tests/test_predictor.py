@@ -109,9 +109,12 @@ def test_explain_adds_up(predictor):
     assert set(e["contributions"]) == set(predictor.feature_names) | {"record_residual", "pair_record"}
     assert e["contributions"]["record_residual"] == predictor.model.query_offsets(predictor._one(Q))[0] != 0.0
     assert e["contributions"]["pair_record"] == predictor.model.query_source_offsets(predictor._one(Q))[0] != 0.0
-    new = predictor.explain({**Q, "target": "qu"})  # Quechua: no published XNLI result, no residual term
-    assert set(new["contributions"]) - {"source_record"} == set(predictor.feature_names)
+    new = predictor.explain({**Q, "target": "qu"})  # Quechua: no published XNLI result, no target offset
+    assert set(new["contributions"]) - {"source_record", "record_residual"} == set(predictor.feature_names)
     assert abs(new["base_value"] + sum(new["contributions"].values()) - new["prediction"]) < 1e-6
+    # what remains of the record's term is the (model, task)'s offset for this amount of data (SizeOffsets)
+    by_size = predictor.model.size_offsets_.offsets(["xlm-r-large"], ["xnli"], [392702])[0]
+    assert new["contributions"].get("record_residual", 0.0) == by_size
 
 
 def test_explain_and_rank_show_the_source_record_where_the_target_is_unseen(predictor):
