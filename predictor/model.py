@@ -558,8 +558,7 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         out = np.full(len(totals), self.residuals_.offset(model, task, target, k))
         sizes = getattr(self, "size_offsets_", None)
         if sizes is not None and sizes._cells:
-            out = out + sizes.offsets(np.full(len(totals), model, dtype=object),
-                                      np.full(len(totals), task, dtype=object), totals)
+            out = out + sizes.offsets_one(model, task, totals)
         return out
 
     def query_source_offsets(self, norm: pd.DataFrame) -> np.ndarray:

@@ -182,6 +182,12 @@ class SizeOffsets(_CsvTable):
             self._cells[tuple(map(str, key))] = (cell["x"].to_numpy(dtype=np.float64),
                                                  cell["offset"].to_numpy(dtype=np.float64))
 
+    def offsets_one(self, model: str, task: str, totals) -> np.ndarray:
+        """`offsets` of queries that share one (model, task) (a ranking's candidates)."""
+        totals = np.asarray(totals, dtype=np.float64)
+        cell = self._cells.get((str(model), str(task)))
+        return np.zeros(len(totals)) if cell is None else np.interp(np.log1p(np.maximum(totals, 0.0)), *cell)
+
     def offsets(self, models, tasks, totals) -> np.ndarray:
         """Offset per query (0 where the record has no row of its model and task)."""
         totals = np.asarray(totals, dtype=np.float64)

@@ -144,3 +144,5 @@ def test_size_offset_never_decreases_with_more_source_data_and_is_flat_beyond_th
     mixed = so.offsets(np.array(["m", "other", "m"], dtype=object), np.array(["qa", "qa", "qa"], dtype=object),
                        [30, 30, 20000])
     np.testing.assert_array_equal(mixed, [at[1], 0.0, at[4]])
+    np.testing.assert_array_equal(so.offsets_one("m", "qa", [0, 30, 1000, 5000, 20000, 10 ** 6]), at)
+    assert (so.offsets_one("other", "qa", [30, 20000]) == 0.0).all()
