@@ -423,10 +423,11 @@ def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.nd
                              counts, own)
 
 
-def featurize_one_context(model: str, task_type: str, target: str, k: float, rows: np.ndarray, langs: np.ndarray,
+def featurize_one_context(model: str, task_type: str, target: str, k, rows: np.ndarray, langs: np.ndarray,
                           counts: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """`_featurize_matrix` for the components of queries that share one model, task type, target and k (a
-    ranking's): the same matrix, the per-query columns computed once as numbers instead of per query."""
+    """`_featurize_matrix` for the components of queries that share one model, task type and target (a ranking's,
+    a curve's): the same matrix, the per-query columns computed once as numbers instead of per query; `k` is one
+    number for all queries or one per query (`rows` index it)."""
     m = len(rows)
     if m == 0:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
@@ -437,7 +438,7 @@ def featurize_one_context(model: str, task_type: str, target: str, k: float, row
     fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
     context["model_family"] = np.float64(fam_code.get(spec.family, np.nan))
     context["task_type"] = np.float64({t: i for i, t in enumerate(registry.TASK_TYPES)}.get(task_type, np.nan))
-    context["log1p_k"] = np.log1p(np.float64(k))
+    context["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))[rows] if np.ndim(k) else np.log1p(np.float64(k))
     n = int(rows.max()) + 1
     return _component_matrix(context, np.full(m, target, dtype=object), np.full(m, spec.corpus, dtype=object), n,
                              rows, langs, counts, own)

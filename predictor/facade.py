@@ -523,7 +523,7 @@ class TransferPredictor:
         base = {k: v for k, v in query.items() if k not in ("k", "ks", "target_score")}
         norm0 = self._one(base)
         rows = self._with_k(norm0, ks)
-        Xk, scores = self._score(rows)
+        Xk, scores = self._scores_at_ks(norm0, ks, rows)
         a, b, r2 = fit_log_curve(ks, scores)
         intervals = self._intervals(scores, rows["task_type"].to_numpy(),
                                     self._bins(Xk, rows["task"], rows["target"], rows["model"]),
@@ -551,11 +551,24 @@ class TransferPredictor:
         rows["k"] = np.asarray(ks, dtype=np.int64)
         return rows
 
+    def _scores_at_ks(self, norm0: pd.DataFrame, ks, rows: pd.DataFrame | None = None) -> tuple[object, np.ndarray]:
+        """(feature rows, scores) of a one-row canonical query at each k target examples: a single-source mix on the
+        ranking's numpy path (`score_sources` with one k per point: the same scores, tested), any other mix on the
+        table path (`rows`: its `_with_k` frame, when the caller has it)."""
+        row = norm0.iloc[0]
+        single = _single_source(row["train_config"], row["target"])
+        if single is None:
+            return self._score(self._with_k(norm0, ks) if rows is None else rows)
+        ks = np.asarray(ks, dtype=np.int64)
+        X, scores, _ = self.model.score_sources(row["model"], row["task"], row["task_type"], row["target"],
+                                                np.full(len(ks), single[0], dtype=object), single[1], ks)
+        return X, scores
+
     def k_to_reach(self, norm0: pd.DataFrame, goal: float, k_max: int = MAX_K) -> int | None:
         """The smallest k whose own prediction reaches `goal` (None when even k_max does not): a search over the
         model, which is monotone in k by construction, so the answer is exact and no grid changes it."""
         lo, hi = 0, int(k_max)
-        at = self._score(self._with_k(norm0, [lo, hi]))[1]
+        at = self._scores_at_ks(norm0, [lo, hi])[1]
         if at[0] >= goal:
             return 0
         if at[1] < goal:
@@ -565,7 +578,7 @@ class TransferPredictor:
             probes = probes[(probes > lo) & (probes < hi)]
             if len(probes) == 0:
                 break
-            s = self._score(self._with_k(norm0, probes))[1]
+            s = self._scores_at_ks(norm0, probes)[1]
             reached = s >= goal
             if reached.any():
                 first = int(np.argmax(reached))

@@ -487,14 +487,14 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         base = self._score_matrix(static, rows, langs, anchored)[1]
         return self._size_step(base, doublings, anchored) - base
 
-    def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k: int = 0,
+    def score_sources(self, model: str, task: str, task_type: str, target: str, sources, size, k=0,
                       num_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(float32 feature row of each query's best component, final score, the source or pair offset in it: 0 for
         the target's own examples or where there is none) for the single-source queries of a one-target ranking:
         `source:size` (+ `target:k` when k > 0) for each source, under one canonical model, task and target; `size`
-        is one number for all sources or one per source. Equal to `score_queries` on those canonical rows, without
-        building them: no query strings, no frames (the target's own component is scored per query: its features
-        see that query's source)."""
+        and `k` are one number for all queries or one per query (a curve: one source at many k). Equal to
+        `score_queries` on those canonical rows, without building them: no query strings, no frames (the target's
+        own component is scored per query: its features see that query's source)."""
         sources = np.asarray(sources, dtype=object)
         n = len(sources)
         if n == 0:
@@ -509,32 +509,35 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         sizes = np.broadcast_to(np.asarray(size, dtype=np.float64), (n,)).copy()
         if (sizes <= 0).any():
             raise ValueError("score_sources: size must be > 0")
-        k = int(k)
-        own_k = k > 0  # the target's own examples: one more component per query (its features see that query's source)
-        rows = np.arange(n, dtype=np.int64)
-        langs, counts, own = sources, sizes, np.zeros(n, dtype=bool)
-        if own_k:
-            rows = np.concatenate([rows, rows])
-            langs = np.concatenate([sources, np.full(n, target, dtype=object)])
-            counts = np.concatenate([counts, np.full(n, float(k))])
-            own = np.concatenate([own, np.ones(n, dtype=bool)])
+        ks = np.broadcast_to(np.asarray(k, dtype=np.float64), (n,)).astype(np.int64).astype(np.float64)
+        # the target's own examples: one more component per query with k > 0 (its features see that query's source)
+        with_own = np.flatnonzero(ks > 0)
+        rows = np.concatenate([np.arange(n, dtype=np.int64), with_own])
+        langs = np.concatenate([sources, np.full(len(with_own), target, dtype=object)])
+        counts = np.concatenate([sizes, ks[with_own]])
+        own = np.concatenate([np.zeros(n, dtype=bool), np.ones(len(with_own), dtype=bool)])
         models, tasks = np.full(n, model, dtype=object), np.full(n, task, dtype=object)
         types, targets = np.full(n, task_type, dtype=object), np.full(n, target, dtype=object)
-        static = featurize_one_context(model, task_type, target, float(k), rows, langs, counts, own)
+        one_k = len(with_own) in (0, n) and (ks == ks[0]).all()  # one k for all: its column computed once
+        static = featurize_one_context(model, task_type, target, float(ks[0]) if one_k else ks, rows, langs, counts,
+                                       own)
         arr = self._matrix(static, rows, langs, models, tasks, types, targets, one=(model, task, task_type, target))
         so = self.one_context_source_offsets(arr, model, task, target, langs) \
             if self.has_source_offsets(model, task) else None
         comp = self._scores(arr, rows, _chance_small(tasks[:1], types[:1])[np.zeros(n, dtype=np.int64)], types,
-                            num_threads, self.record_offset(model, task, target, k, sizes), so)
+                            num_threads, self.record_offset(model, task, target, float(ks[0]) if one_k else ks, sizes),
+                            so)
         so = np.zeros(len(arr)) if so is None else so
-        if not own_k:
+        if not len(with_own):
             return arr, comp, so
         # best component per query, as `representative`: the higher score; a tie goes to the component listed first
         # in the canonical train_config (languages sorted), i.e. the target's own when its code sorts first
-        src, own_score = comp[:n], comp[n:]
-        own_wins = (own_score > src) | ((own_score == src) & (sources > target))
-        X = np.where(own_wins[:, None], arr[n:], arr[:n])
-        return X, np.where(own_wins, own_score, src), np.where(own_wins, 0.0, so[:n])
+        X, score, offset = arr[:n].copy(), comp[:n].copy(), so[:n].copy()
+        src, own_score = comp[with_own], comp[n:]
+        own_wins = (own_score > src) | ((own_score == src) & (sources[with_own] > target))
+        won = with_own[own_wins]
+        X[won], score[won], offset[won] = arr[n:][own_wins], own_score[own_wins], 0.0
+        return X, score, offset
 
     def query_offsets(self, norm: pd.DataFrame, totals: np.ndarray | None = None) -> np.ndarray:
         """The record's offset for each canonical query: its target's (0 where the record has no row for its model,
@@ -551,11 +554,16 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             out = out + sizes.offsets(models, tasks, totals)
         return out
 
-    def record_offset(self, model: str, task: str, target: str, k: float, totals) -> np.ndarray:
-        """`query_offsets` of single-source queries of one (model, task, target, k) at each of `totals` source
-        examples, without frames (a ranking's candidates; `model` is scored as itself: pass an anchor's id)."""
+    def record_offset(self, model: str, task: str, target: str, k, totals) -> np.ndarray:
+        """`query_offsets` of single-source queries of one (model, task, target) at each of `totals` source
+        examples and k target examples (one number, or one per query), without frames (a ranking's candidates, a
+        curve's points; `model` is scored as itself: pass an anchor's id)."""
         totals = np.atleast_1d(np.asarray(totals, dtype=np.float64))
-        out = np.full(len(totals), self.residuals_.offset(model, task, target, k))
+        if np.ndim(k):
+            by_k = {v: self.residuals_.offset(model, task, target, v) for v in np.unique(k).tolist()}
+            out = np.array([by_k[v] for v in np.asarray(k).tolist()], dtype=np.float64)
+        else:
+            out = np.full(len(totals), self.residuals_.offset(model, task, target, k))
         sizes = getattr(self, "size_offsets_", None)
         if sizes is not None and sizes._cells:
             out = out + sizes.offsets_one(model, task, totals)

@@ -265,3 +265,23 @@ def test_a_task_named_by_its_type_is_answered_with_a_note(predictor):
     assert any("not in the registry" in n and "new ner task" in n for n in a["notes"])
     assert any("assumed xlm-r-large" in n for n in a["notes"])
     assert "notes" not in predictor.predict_one(Q)
+
+
+def test_a_single_source_curve_equals_the_table_path(predictor, monkeypatch):
+    """/curve of a single-source query scores its k grid on the ranking's numpy path (`score_sources` with one k per
+    point), and `k_to_reach` searches it there: the same points, intervals, fit and k as the table path, for a size
+    the record lacks, a target the record holds and one it lacks, and an unknown task."""
+    import predictor.facade as facade
+
+    queries = [(Q, 75.0), ({**Q, "model": "xlm-r-xl", "source_size": 1234}, 80.0),
+               ({"model": "xlm-r-base", "task": "udpos", "target": "xh", "source": "zu"}, 85.0),
+               ({"model": "mt5-base", "task": "my-new-task", "task_type": "ner", "target": "yo", "source": "ha"}, 70.0)]
+    ks = [0, 1, 5, 10, 20, 50, 100, 300, 1000, 5000]
+    fast = [predictor.curve(q, ks, goal) for q, goal in queries]
+    monkeypatch.setattr(facade, "_single_source", lambda train_config, target: None)
+    for (q, goal), a in zip(queries, fast):
+        b = predictor.curve(q, ks, goal)
+        assert a["k_to_reach"] == b["k_to_reach"], q
+        for pa, pb in zip(a["points"], b["points"]):
+            assert pa["k"] == pb["k"] and all(abs(pa[c] - pb[c]) < 1e-6 for c in pa if c != "k"), (q, pa, pb)
+        assert abs(a["a"] - b["a"]) < 1e-6 and abs(a["b"] - b["b"]) < 1e-6

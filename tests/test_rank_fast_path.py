@@ -266,3 +266,18 @@ def test_a_rankings_pair_features_are_kept_whole_and_cannot_be_changed():
             again[c][0] = 1.0
     mixed = F._pair_features_small(langs, np.array(["swh"] * 5 + ["eng"], dtype=object), corpora)  # two targets
     assert len(F._RANKING_PAIRS) == 1 and mixed["genetic"][-1] == 0.0 and mixed["genetic"][0] > 0.5
+
+
+def test_score_sources_takes_one_k_per_query(predictor):
+    """A curve's points (one source, many k) in one call equal one call per k: scores, features and offsets."""
+    m = predictor.model
+    for model, task, ttype, target, source in [("xlm-r-large", "xnli", "classification", "swh", "eng"),
+                                               ("xlm-r-base", "udpos", "pos", "deu", "nld"),
+                                               ("xlm-r-xl", "wikiann", "ner", "yor", "eng")]:
+        ks = np.array([0, 1, 7, 50, 300, 0, 5000])
+        X, s, o = m.score_sources(model, task, ttype, target, np.full(len(ks), source, dtype=object), 2000, ks)
+        for i, k in enumerate(ks):
+            Xi, si, oi = m.score_sources(model, task, ttype, target, [source], 2000, int(k))
+            _close(s[i:i + 1], si)
+            _close(X[i:i + 1], Xi)
+            _close(o[i:i + 1], oi)
