@@ -401,6 +401,11 @@ def _featurize_core(models: np.ndarray, task_types: np.ndarray, targets: np.ndar
                         columns=FEATURE_NAMES)
 
 
+# the categorical features' codes: a model family's and a task type's position in their lists
+_FAMILY_CODE = {f: i for i, f in enumerate(MODEL_FAMILIES)}
+_TYPE_CODE = {t: i for i, t in enumerate(registry.TASK_TYPES)}
+
+
 def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.ndarray, k: np.ndarray,
                       rows: np.ndarray, langs: np.ndarray, counts: np.ndarray, own: np.ndarray) -> np.ndarray:
     """`_featurize_core` as a float32 (components × FEATURE_NAMES) array: the serving path stays in numpy."""
@@ -414,10 +419,8 @@ def _featurize_matrix(models: np.ndarray, task_types: np.ndarray, targets: np.nd
     corpora = _gather(models, lambda mm: _model(mm).corpus if mm else "", dtype=object, default="")
     context = _target_features(corpora, targets)
     context["model_log_params"] = np.log10(_gather(models, lambda mm: (_model_params(mm) or np.nan) if mm else np.nan))
-    fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
-    context["model_family"] = _gather(families, lambda f: fam_code.get(f, np.nan))
-    type_code = {t: i for i, t in enumerate(registry.TASK_TYPES)}
-    context["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: type_code.get(t, np.nan))
+    context["model_family"] = _gather(families, lambda f: _FAMILY_CODE.get(f, np.nan))
+    context["task_type"] = _gather(np.asarray(task_types, dtype=object), lambda t: _TYPE_CODE.get(t, np.nan))
     context["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))
     return _component_matrix({c: v[rows] for c, v in context.items()}, targets[rows], corpora[rows], n, rows, langs,
                              counts, own)
@@ -435,9 +438,8 @@ def featurize_one_context(model: str, task_type: str, target: str, k, rows: np.n
     context = {c: v[0] for c, v in _target_features(np.array([spec.corpus], dtype=object),
                                                       np.array([target], dtype=object)).items()}
     context["model_log_params"] = np.log10(np.float64(_model_params(model) or np.nan))
-    fam_code = {f: i for i, f in enumerate(MODEL_FAMILIES)}
-    context["model_family"] = np.float64(fam_code.get(spec.family, np.nan))
-    context["task_type"] = np.float64({t: i for i, t in enumerate(registry.TASK_TYPES)}.get(task_type, np.nan))
+    context["model_family"] = np.float64(_FAMILY_CODE.get(spec.family, np.nan))
+    context["task_type"] = np.float64(_TYPE_CODE.get(task_type, np.nan))
     context["log1p_k"] = np.log1p(np.asarray(k, dtype=np.float64))[rows] if np.ndim(k) else np.log1p(np.float64(k))
     n = int(rows.max()) + 1
     return _component_matrix(context, np.full(m, target, dtype=object), np.full(m, spec.corpus, dtype=object), n,

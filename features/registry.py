@@ -278,9 +278,14 @@ def typical_train_size(task_type: str) -> int:
     return int(sizes[len(sizes) // 2]) if sizes else 10_000
 
 
+def _hyphenated(text: str) -> str:
+    """Lower case, spaces and underscores as hyphens: the key of a task type alias and an ad-hoc task's id."""
+    return re.sub(r"[\s_]+", "-", str(text).strip().lower())
+
+
 def resolve_task_type(text: str) -> str:
     """Normalise a task type (``NER``, ``question-answering``...) to one of TASK_TYPES or raise UnknownTask."""
-    k = re.sub(r"[\s_]+", "-", str(text).strip().lower())
+    k = _hyphenated(text)
     if k in _TASK_TYPE_ALIASES:
         return _TASK_TYPE_ALIASES[k]
     raise UnknownTask(f"unknown task_type {str(text)!r}; allowed: {', '.join(TASK_TYPES)}", field="task_type",
@@ -307,13 +312,13 @@ def resolve_task(text: str, task_type: str | None = None) -> TaskSpec:
             raise UnknownTask(f"task {spec.id!r} is of type {spec.task_type!r}, not {ttype!r}", field="task_type",
                               suggestions=[spec.task_type])
         return spec
-    named = _TASK_TYPE_ALIASES.get(re.sub(r"[\s_]+", "-", str(text).strip().lower()))
+    norm = _hyphenated(text)
+    named = _TASK_TYPE_ALIASES.get(norm)
     if named is not None and ttype is not None and named != ttype:
         raise UnknownTask(f"task {str(text)!r} names the type {named!r}, not {ttype!r}", field="task_type",
                           suggestions=[named])
     ttype = ttype or named  # a task type's name as the task: a new task of that type
     if ttype is not None:
-        norm = re.sub(r"[\s_]+", "-", str(text).strip().lower())
         size = typical_train_size(ttype)
         return TaskSpec(norm, ttype, _DEFAULT_METRIC[ttype], size, (), "ad-hoc task (not in the registry)",
                         f"not in the registry: typical {ttype} training-set size assumed ({size:,})", adhoc=True,

@@ -543,7 +543,7 @@ class TransferPredictor:
     def _with_k(norm0: pd.DataFrame, ks) -> pd.DataFrame:
         """Copies of a one-row canonical query whose target count is each k in turn (the rest of the mix kept)."""
         target = norm0["target"].iloc[0]
-        mix = {p.split(":")[0]: int(p.split(":")[1]) for p in norm0["train_config"].iloc[0].split(";") if p}
+        mix = parse_train_config(norm0["train_config"].iloc[0])
         mix.pop(target, None)
         base = [f"{lang}:{n}" for lang, n in sorted(mix.items())]
         rows = _repeat_row(norm0, len(ks))
@@ -758,8 +758,7 @@ BULK_ROWS = 2000
 def _single_source(train_config: str, target: str) -> tuple[str, int] | None:
     """(source, size) of a canonical mix that is one source other than the target, with or without the target's
     own examples; None for any other mix (several sources, or the target's examples alone)."""
-    parts = [p.split(":") for p in str(train_config).split(";") if p]
-    sources = [(lang, int(n)) for lang, n in parts if lang != target]
+    sources = [(lang, n) for lang, n in parse_train_config(train_config).items() if lang != target]
     return sources[0] if len(sources) == 1 else None
 
 

@@ -320,12 +320,10 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
         if not len(source):
             return None
         seen = not math.isnan(float(arr[0, self.feature_names_.index("ev_target")]))
-        langs = np.asarray(langs, dtype=object)[source]
-        if seen:  # the published size reads the pair's stronger offset (AT_SIZE_PRIOR)
-            sizes = np.expm1(arr[source, self.feature_names_.index("log_source_size")].astype(np.float64))
-            vals = tables[1].offsets_one(model, task, target, langs, sizes)
-        else:
-            vals = tables[0].offsets_one(model, task, target, langs)
+        # the regime's table; the published size reads a pair's stronger offset (AT_SIZE_PRIOR)
+        sizes = np.expm1(arr[source, self.feature_names_.index("log_source_size")].astype(np.float64))
+        vals = tables[1 if seen else 0].offsets_one(model, task, target, np.asarray(langs, dtype=object)[source],
+                                                    sizes)
         if not np.any(vals != 0.0):
             return None
         out = np.zeros(len(arr))
@@ -340,11 +338,8 @@ class TransferRegressor(BaseEstimator, RegressorMixin):
             if not len(table.table_) or not mask.any():
                 continue
             idx = np.flatnonzero(mask)
-            if isinstance(table, PairOffsets):  # the published size reads the pair's stronger offset (AT_SIZE_PRIOR)
-                sizes = np.expm1(arr[idx, self.feature_names_.index("log_source_size")].astype(np.float64))
-                vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx], sizes)
-            else:
-                vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx])
+            sizes = np.expm1(arr[idx, self.feature_names_.index("log_source_size")].astype(np.float64))
+            vals = table.offsets(models[idx], tasks[idx], targets[idx], langs[idx], sizes)
             if np.any(vals != 0.0):
                 out = np.zeros(len(arr)) if out is None else out
                 out[idx] = vals

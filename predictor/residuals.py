@@ -143,8 +143,9 @@ class SizeOffsets(_CsvTable):
     mix with at most ~1,600 examples in its largest source was answered ~20 F1 too high, in sample as much as out
     (reports/model_experiments.md, thirteenth session). The offset is a function of the query's total source data,
     the same for all its components: it never decreases with more data (the output law holds), it does not depend
-    on the target (it is fitted before the per-target offsets, pooled over the cell's targets, so it also applies
-    where the target is new), and where the record holds no row of the (model, task) it is 0."""
+    on the target (it is fitted after the per-target offsets, on what they leave, pooled over the cell's targets:
+    the shape within targets, so it also applies where the target is new), and where the record holds no row of
+    the (model, task) it is 0."""
 
     COLUMNS = ("model", "task", "x", "offset", "rows")
     KEYS = ("model", "task")
@@ -156,7 +157,7 @@ class SizeOffsets(_CsvTable):
 
     def fit(self, models, tasks, totals, residuals) -> "SizeOffsets":
         """`totals` = each record row's examples in languages other than its target; `residuals` = score − the
-        trees' prediction."""
+        trees' prediction − the target's offset (`RecordResiduals`)."""
         df = pd.DataFrame({"model": np.asarray(models).astype(str), "task": np.asarray(tasks).astype(str),
                            "x": np.log1p(np.maximum(np.asarray(totals, dtype=np.float64), 0.0)),
                            "r": np.asarray(residuals, dtype=np.float64)})
@@ -197,8 +198,7 @@ class SizeOffsets(_CsvTable):
         x = np.log1p(np.maximum(totals, 0.0))
         models, tasks = np.asarray(models, dtype=object), np.asarray(tasks, dtype=object)
         if len(models) and (models == models[0]).all() and (tasks == tasks[0]).all():  # one cell (a ranking)
-            cell = self._cells.get((str(models[0]), str(tasks[0])))
-            return out if cell is None else np.interp(x, cell[0], cell[1])
+            return self.offsets_one(models[0], tasks[0], totals)
         mc, mu = pd.factorize(models)
         tc, tu = pd.factorize(tasks)
         combo = mc.astype(np.int64) * (len(tu) + 1) + tc
@@ -320,7 +320,7 @@ class SourceOffsets(_CsvTable):
         self._memo[key] = out
         return out
 
-    def offsets_one(self, model: str, task: str, target: str, sources) -> np.ndarray:
+    def offsets_one(self, model: str, task: str, target: str, sources, sizes=None) -> np.ndarray:
         """`offsets` of components that share one (model, task, target): a ranking's sources, one table look-up."""
         out = np.zeros(len(sources))
         if not self._rows or len(sources) == 0 or not self.holds(model, task):
@@ -331,8 +331,9 @@ class SourceOffsets(_CsvTable):
             out[[i for i, _ in hits]] = values[[j for _, j in hits]]
         return out
 
-    def offsets(self, models, tasks, targets, sources) -> np.ndarray:
-        """Offset per component (0 where the record holds nothing for its model, task and source)."""
+    def offsets(self, models, tasks, targets, sources, sizes=None) -> np.ndarray:
+        """Offset per component (0 where the record holds nothing for its model, task and source). `sizes` is
+        accepted as `PairOffsets.offsets` takes it and unused: a source's offset is the same at every amount."""
         n = len(sources)
         out = np.zeros(n)
         if not self._rows or n == 0:
@@ -487,7 +488,7 @@ class PairOffsets(_CsvTable):
     def _index(self) -> None:
         t = self.table_
         self._map: dict[tuple[str, str, str, str], tuple[float, float, float]] = {}
-        self._by_cell = {}
+        self._by_cell: dict[tuple[str, str, str], dict[str, tuple[float, float, float]]] = {}
         self._cells: set[tuple[str, str]] = set()
         self._held: set[tuple[str, str, str]] = set()
         self._siblings: dict[tuple[str, str, str], str | None] = {}
@@ -499,7 +500,6 @@ class PairOffsets(_CsvTable):
                                        t["offset_at_size"].to_numpy(dtype=np.float64).tolist())))
         self._cells = set(zip(t["model"].astype(str), t["task"].astype(str)))
         self._held = {k[:3] for k in self._map}
-        self._by_cell: dict[tuple[str, str, str], dict[str, tuple[float, float, float]]] = {}
         for (model, task, target, source), hit in self._map.items():
             self._by_cell.setdefault((model, task, target), {})[source] = hit
 
@@ -566,7 +566,6 @@ class PairOffsets(_CsvTable):
             for i in where.get(src, ()):
                 out[i] = _pair_value(hit, None if sizes is None else sizes[i], donor == model)
         return out
-
 
 
 def _pair_value(hit: tuple[float, float, float], n: float | None, own: bool) -> float:
